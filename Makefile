@@ -1,0 +1,86 @@
+# digitnet - build, test, demo, bench.
+#
+#   make          build ./digitnet and build/libdigitnet.a
+#   make test     install what is missing, fetch MNIST, run every test
+#                 (once normally with -Werror, once under ASan+UBSan)
+#   make demo     install, fetch, build, train, evaluate, predict, draw
+#   make bench    benchmarks (with PyTorch side by side when installed)
+#   make clean
+
+CC      ?= cc
+OPT     ?= -O2
+WARN    := -Wall -Wextra -Wpedantic -Wshadow
+PKGS    := zlib jansson stb
+CPPFLAGS += -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=c17 $(WARN) -pthread
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LDLIBS  += $(PKG_LIBS) -lm -pthread
+TEST_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+SRC     := $(sort $(wildcard src/*.c src/*/*.c))
+CLI     := $(sort $(wildcard cli/*.c))
+TESTS   := $(sort $(wildcard tests/test_*.c))
+TSUP    := $(sort $(wildcard tests/support/*.c))
+BENCH   := $(sort $(wildcard bench/*.c))
+
+B       := build
+OBJ     := $(SRC:%.c=$(B)/obj/%.o)
+CLIOBJ  := $(CLI:%.c=$(B)/obj/%.o)
+TSUPOBJ := $(TSUP:%.c=$(B)/obj/%.o)
+TESTBIN := $(TESTS:tests/%.c=$(B)/tests/%)
+
+.PHONY: all test test-only demo bench clean deps data distclean
+.DEFAULT_GOAL := all
+
+all: digitnet
+
+$(B)/obj/%.o: %.c include/digitnet.h $(wildcard src/*.h src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
+
+$(B)/libdigitnet.a: $(OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/digitnet: $(CLIOBJ) $(B)/libdigitnet.a
+	$(CC) $(CFLAGS) -o $@ $(CLIOBJ) $(B)/libdigitnet.a $(LDFLAGS) $(LDLIBS)
+
+# The command users run sits at the top of the checkout.
+digitnet: $(B)/digitnet
+	cp $< $@
+
+$(B)/tests/%: tests/%.c $(TSUPOBJ) $(B)/libdigitnet.a tests/support/test.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests/support $(PKG_CFLAGS) $(CFLAGS) -o $@ $< $(TSUPOBJ) $(B)/libdigitnet.a $(LDFLAGS) $(LDLIBS) $(TEST_LIBS)
+
+# Set-up that the two README commands do by themselves.
+deps:
+	@scripts/install-deps
+
+data:
+	@scripts/fetch-mnist
+
+# The full test command: set-up, a -Werror build, the suite, then the suite
+# once more under AddressSanitizer and UndefinedBehaviorSanitizer.
+test: deps data
+	@$(MAKE) --no-print-directory CFLAGS="$(OPT) -g -Werror" B=build/werror test-only
+	@$(MAKE) --no-print-directory CC=gcc OPT=-O1 \
+	    CFLAGS="-O1 -g -Werror -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+	    LDFLAGS="-fsanitize=address,undefined" B=build/asan DN_TEST_LABEL=asan test-only
+
+test-only: $(B)/digitnet $(TESTBIN)
+	@DN_TEST_LABEL=$(or $(DN_TEST_LABEL),werror) DN_BIN=$(B)/digitnet tests/run $(TESTBIN)
+
+demo: deps data digitnet
+	@scripts/demo
+
+bench: deps data digitnet
+	@scripts/bench
+
+clean:
+	rm -rf build digitnet
+
+distclean: clean
+	rm -rf data/mnist out

@@ -1,0 +1,36 @@
+/*
+ * internal.h - helpers shared inside libdigitnet; not part of the public API.
+ */
+#ifndef DN_INTERNAL_H
+#define DN_INTERNAL_H
+
+#include "digitnet.h"
+
+#include <stddef.h>
+
+#if defined(__GNUC__)
+#define DN_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define DN_PRINTF(a, b)
+#endif
+
+/* Fills err (if not NULL) with a formatted one-line message and returns st. */
+dn_status dn_fail(dn_error *err, dn_status st, const char *fmt, ...)
+    DN_PRINTF(3, 4);
+
+/* 64-byte aligned, zeroed allocation of n floats (or bytes); NULL on
+ * overflow or failure. Free with dn_free. */
+float *dn_alloc_floats(size_t n);
+void *dn_alloc_bytes(size_t n);
+void dn_free(void *p);
+
+/* a * b into *out; returns 0 on overflow. */
+static inline int dn_mul_size(size_t a, size_t b, size_t *out)
+{
+    if (a != 0 && b > (size_t)-1 / a)
+        return 0;
+    *out = a * b;
+    return 1;
+}
+
+#endif /* DN_INTERNAL_H */

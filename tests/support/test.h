@@ -1,0 +1,33 @@
+/*
+ * test.h - what every digitnet test includes: cmocka, the public API and a
+ * few helpers (paths, temporary files, running the command).
+ */
+#ifndef DN_TEST_H
+#define DN_TEST_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "digitnet.h"
+
+/* Directory of the real MNIST files (DIGITNET_TEST_DATA or data/mnist). */
+const char *t_mnist_dir(void);
+/* A fresh private temporary directory for this process (created once). */
+const char *t_tmpdir(void);
+/* Joins t_tmpdir() and name into a static-per-call buffer the caller copies. */
+char *t_tmppath(char *buf, size_t size, const char *name);
+/* Writes size bytes to path; fails the test on error. */
+void t_write_file(const char *path, const void *data, size_t size);
+/* Reads a whole file into a malloc'd buffer (NUL-terminated); NULL if it
+ * cannot be read. */
+char *t_read_file(const char *path, size_t *size);
+/* Runs the digitnet command ($DN_BIN, default ./digitnet) with a shell
+ * argument string, capturing stdout and stderr into out (may be NULL).
+ * Returns the exit status (128+signal if killed). */
+int t_run(char *out, size_t out_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif
