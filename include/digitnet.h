@@ -197,6 +197,11 @@ dn_work *dn_work_new(const dn_model *m, int max_batch);
 void dn_work_free(dn_work *w);
 /* Output of layer i for the last forward pass: (B, out.c, out.h, out.w). */
 float *dn_work_act(dn_work *w, int layer);
+/* on != 0 forces the general reference kernels for every later pass on
+ * this work, which also keep each layer's output for dn_work_act; by
+ * default the fast kernels run where they apply and keep only what
+ * backward needs. The two give the same results (see tests). */
+void dn_work_set_reference(dn_work *w, int on);
 /* Dropout2d scale of layer i: (B, C), each 0 or 1/(1-p). Written by a
  * DN_MODE_TRAIN forward; read by a DN_MODE_TRAIN_FIXED_MASK forward. */
 float *dn_work_mask(dn_work *w, int layer);
@@ -226,6 +231,24 @@ double dn_model_loss(const dn_model *m, dn_work *w, const uint8_t *labels,
  * loss; a trainer splitting a batch of N into chunks passes 1/N. */
 void dn_model_backward(const dn_model *m, dn_work *w, const uint8_t *labels,
                        int B, float scale, float *grads);
+
+/* ------------------------------------------------------------------------ */
+/* Model files (safetensors)                                                */
+/* ------------------------------------------------------------------------ */
+
+/* (section owned by src/modelfile.c) */
+
+/* ------------------------------------------------------------------------ */
+/* Optimizers, schedules and training                                       */
+/* ------------------------------------------------------------------------ */
+
+/* (section owned by src/optim.c and src/train.c) */
+
+/* ------------------------------------------------------------------------ */
+/* Images: decoding, MNIST-style preprocessing, pictures                    */
+/* ------------------------------------------------------------------------ */
+
+/* (section owned by src/image.c and src/picture.c) */
 
 #ifdef __cplusplus
 }
