@@ -221,6 +221,13 @@ const float *dn_model_forward(const dn_model *m, dn_work *w, const float *x,
                               int B, dn_mode mode,
                               const uint64_t *sample_keys);
 
+/* The Dropout2d mask of one sample in dropout layer `layer`: scale[c] is 0
+ * with probability p and 1/(1-p) otherwise, for c < channels, drawn from
+ * dn_key(sample_key, DN_STREAM_DROPOUT, layer, 0). Every kernel (general or
+ * fast) takes its masks from here, so they agree bit for bit. */
+void dn_dropout2d_mask(uint64_t sample_key, int layer, int channels, float p,
+                       float *scale);
+
 /* Mean negative log-likelihood of labels (B) under the last forward. */
 double dn_model_loss(const dn_model *m, dn_work *w, const uint8_t *labels,
                      int B);
@@ -236,7 +243,52 @@ void dn_model_backward(const dn_model *m, dn_work *w, const uint8_t *labels,
 /* Model files (safetensors)                                                */
 /* ------------------------------------------------------------------------ */
 
-/* (section owned by src/modelfile.c) */
+/* A model file is safetensors: an 8-byte little-endian header length, a
+ * JSON header, then raw little-endian float32 data. Parameter tensors are
+ * named as PyTorch's state_dict of CNN_MNIST ("conv1.weight" ...). The
+ * "__metadata__" holds at least: "format" = "digitnet", "arch" (the spec),
+ * "mean", "std", "dataset", "checksum" (CRC-32 of the data section, hex).
+ * Checkpoints add more tensors (e.g. "optim.square_avg") and metadata
+ * (e.g. "train.epoch") through dn_file_extras. */
+
+#define DN_FILE_MAX_TENSORS 8
+#define DN_FILE_MAX_META 32
+
+typedef struct dn_file_extras {
+    int n_tensors;
+    struct {
+        char name[64];
+        float *data;    /* len floats; after dn_model_load, malloc'd */
+        size_t len;
+    } tensors[DN_FILE_MAX_TENSORS];
+    int n_meta;
+    struct {
+        char key[64];
+        char value[1024];
+    } meta[DN_FILE_MAX_META];
+} dn_file_extras;
+
+/* Writes m (and extras, may be NULL) to path atomically: a temporary file
+ * in the same directory, fsync, rename. An existing file at path is left
+ * untouched on any failure. */
+dn_status dn_model_save(const dn_model *m, const char *path,
+                        const dn_file_extras *extras, dn_error *err);
+
+/* Reads a model file written by dn_model_save or by PyTorch (through
+ * tools/torch_safetensors.py). Without "arch" metadata the default spec is
+ * assumed; without mean/std, MNIST's. Every parameter tensor must be
+ * present with dtype F32 and the shape the spec implies. If extras is not
+ * NULL, other F32 tensors and all metadata except the standard keys are
+ * returned in it (free with dn_file_extras_free); otherwise they are
+ * ignored. A malformed or hostile file is refused with a one-line error;
+ * returns NULL then. */
+dn_model *dn_model_load(const char *path, dn_file_extras *extras,
+                        dn_error *err);
+
+/* Frees the tensor data that dn_model_load put in x and zeroes it. */
+void dn_file_extras_free(dn_file_extras *x);
+/* Value of metadata key in x, or NULL. */
+const char *dn_file_extras_get(const dn_file_extras *x, const char *key);
 
 /* ------------------------------------------------------------------------ */
 /* Optimizers, schedules and training                                       */

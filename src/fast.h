@@ -15,6 +15,14 @@
 
 #include "digitnet.h"
 
+/* Per-work state of the fast kernels: created by them on first use, kept
+ * in the work's slot, and freed by dn_work_free through dn_fast_free. */
+typedef struct dn_fast_state dn_fast_state;
+void dn_fast_free(dn_fast_state *s);
+/* Implemented in src/model.c. */
+dn_fast_state **dn_work_fast_slot(dn_work *w);
+int dn_work_max_batch(const dn_work *w);
+
 int dn_fast_forward(const dn_model *m, dn_work *w, const float *x, int B,
                     dn_mode mode, const uint64_t *sample_keys);
 int dn_fast_backward(const dn_model *m, dn_work *w, const uint8_t *labels,

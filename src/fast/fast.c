@@ -4,6 +4,11 @@
  */
 #include "fast.h"
 
+void dn_fast_free(dn_fast_state *s)
+{
+    (void)s;
+}
+
 int dn_fast_forward(const dn_model *m, dn_work *w, const float *x, int B,
                     dn_mode mode, const uint64_t *sample_keys)
 {
