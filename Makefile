@@ -13,7 +13,7 @@ WARN    := -Wall -Wextra -Wpedantic -Wshadow
 PKGS    := zlib jansson stb
 CPPFLAGS += -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=c17 $(WARN) -pthread
+override CFLAGS += -std=c17 $(WARN) -pthread
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 LDLIBS  += $(PKG_LIBS) -lm -pthread

@@ -89,15 +89,25 @@ uint32_t dn_rng_below(dn_rng *r, uint32_t n);
 /* Normalisation used by the lecture (MNIST's mean and standard deviation). */
 #define DN_MNIST_MEAN 0.1307f
 #define DN_MNIST_STD 0.3081f
+/* Fashion-MNIST's own (its training set's mean and standard deviation). */
+#define DN_FASHION_MEAN 0.2860f
+#define DN_FASHION_STD 0.3530f
 
-/* Reads an IDX image file (magic 0x00000803), plain or gzip-compressed.
- * On success *pixels is a malloc'd (n, rows, cols) uint8 array the caller
- * frees. The file size must match the header exactly. */
+/* Reads an IDX image file (magic 0x00000803), plain or gzip-compressed
+ * (told by its first bytes, 1f 8b, not by its name). On success *pixels is
+ * a malloc'd (n, rows, cols) uint8 array the caller frees; on failure it is
+ * NULL. Every dimension must be nonzero and the (decompressed) size must
+ * match the header exactly: DN_ERR_FORMAT for a bad magic, a zero or
+ * overflowing dimension, truncation, trailing bytes or a corrupt gzip
+ * stream; DN_ERR_IO if the file cannot be opened or read. Memory grows with
+ * the data actually read, so a small file claiming a huge size is refused
+ * without allocating that size. */
 dn_status dn_idx_read_images(const char *path, uint8_t **pixels, size_t *n,
                              uint32_t *rows, uint32_t *cols, dn_error *err);
 
-/* Reads an IDX label file (magic 0x00000801), plain or gzip-compressed;
- * every label must be below max_label (10 for MNIST). */
+/* Reads an IDX label file (magic 0x00000801), plain or gzip-compressed,
+ * with the checks of dn_idx_read_images; every label must also be below
+ * max_label (10 for MNIST; 0 is DN_ERR_ARG). *labels is malloc'd (n). */
 dn_status dn_idx_read_labels(const char *path, uint8_t **labels, size_t *n,
                              unsigned max_label, dn_error *err);
 
@@ -113,7 +123,12 @@ typedef struct dn_dataset {
 
 /* Loads split "train" or "test" of a dataset directory holding the four
  * files (train-images-idx3-ubyte ..., optionally .gz, or the dotted names
- * train-images.idx3-ubyte). name is "mnist" or "fashion" (class names). */
+ * train-images.idx3-ubyte). name is "mnist" or "fashion" (NULL: "mnist");
+ * it sets class_names and mean/std (DN_MNIST_* or DN_FASHION_*). Images
+ * must be 28x28 (else DN_ERR_SHAPE) and as many as the labels (else
+ * DN_ERR_FORMAT); a missing directory or file is DN_ERR_IO, an unknown
+ * split or name DN_ERR_ARG. On failure *ds is zeroed. Free with
+ * dn_dataset_free (which also zeroes it). */
 dn_status dn_dataset_load(dn_dataset *ds, const char *dir, const char *split,
                           const char *name, dn_error *err);
 void dn_dataset_free(dn_dataset *ds);
@@ -294,13 +309,392 @@ const char *dn_file_extras_get(const dn_file_extras *x, const char *key);
 /* Optimizers, schedules and training                                       */
 /* ------------------------------------------------------------------------ */
 
-/* (section owned by src/optim.c and src/train.c) */
+/* (section owned by src/optim.c, src/train.c and src/augment.c) */
+
+/* Optimizers. Each update rule is PyTorch 1.13's (torch.optim, the
+ * single-tensor path) element by element, with its defaults:
+ *   Adadelta  lr 1.0, rho 0.9, eps 1e-6, weight_decay 0
+ *   SGD       lr 0.01, momentum 0, dampening 0, nesterov off, weight_decay 0
+ *             (the momentum buffer is the first gradient itself, as PyTorch)
+ *   Adam      lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 0
+ *             (L2: the decay is added to the gradient), amsgrad off
+ *   AdamW     as Adam but weight_decay 1e-2, decoupled: params *= 1 - lr*wd
+ *             before the moment update */
+typedef enum dn_optim_kind {
+    DN_OPTIM_ADADELTA,
+    DN_OPTIM_SGD,
+    DN_OPTIM_ADAM,
+    DN_OPTIM_ADAMW
+} dn_optim_kind;
+
+typedef struct dn_optim_config {
+    dn_optim_kind kind;
+    double lr;              /* base learning rate (schedules scale it) */
+    double weight_decay;
+    double momentum;        /* SGD */
+    double dampening;       /* SGD */
+    int nesterov;           /* SGD: needs momentum > 0 and dampening 0 */
+    double rho;             /* Adadelta */
+    double eps;             /* Adadelta, Adam, AdamW */
+    double beta1, beta2;    /* Adam, AdamW */
+    int amsgrad;            /* Adam, AdamW */
+} dn_optim_config;
+
+#define DN_OPTIM_MAX_STATE 3
+
+typedef struct dn_optim {
+    dn_optim_config cfg;
+    size_t n;               /* parameters updated */
+    int64_t steps;          /* steps taken (Adam's bias correction, SGD's
+                               first-step buffer initialisation) */
+    int n_state;            /* state tensors this optimizer keeps */
+    const char *state_name[DN_OPTIM_MAX_STATE]; /* PyTorch's state keys:
+                               "square_avg", "acc_delta", "momentum_buffer",
+                               "exp_avg", "exp_avg_sq", "max_exp_avg_sq" */
+    float *state[DN_OPTIM_MAX_STATE]; /* each (n), slices of one aligned
+                               zeroed block */
+} dn_optim;
+
+/* Fills c with PyTorch's defaults for kind (see above). */
+void dn_optim_defaults(dn_optim_config *c, dn_optim_kind kind);
+/* "adadelta", "sgd", "adam", "adamw". */
+const char *dn_optim_name(dn_optim_kind kind);
+/* Kind named name; DN_ERR_ARG naming the choices for an unknown name. */
+dn_status dn_optim_parse(const char *name, dn_optim_kind *kind,
+                         dn_error *err);
+/* DN_ERR_ARG naming the first out-of-range hyper-parameter (negative lr,
+ * rho or betas outside [0, 1), nesterov without momentum ...). */
+dn_status dn_optim_check(const dn_optim_config *c, dn_error *err);
+
+/* Checks c and allocates zeroed state for n parameters. On failure o holds
+ * nothing to free. */
+dn_status dn_optim_init(dn_optim *o, const dn_optim_config *c, size_t n,
+                        dn_error *err);
+void dn_optim_free(dn_optim *o);
+/* One update of params (n) from grads (n) with learning rate lr (the
+ * scheduled value; cfg.lr is ignored here). grads are left unchanged. */
+void dn_optim_step(dn_optim *o, float *params, const float *grads,
+                   double lr);
+
+/* Learning-rate schedules, as PyTorch's lr_scheduler stepped the usual way:
+ *   none      constant lr
+ *   step      StepLR stepped per epoch: lr * gamma^(epoch / step_size)
+ *             (defaults step_size 1, gamma 0.7: the MNIST example)
+ *   cosine    CosineAnnealingLR stepped per epoch with T_max = epochs:
+ *             eta_min + (lr - eta_min) (1 + cos(pi epoch / epochs)) / 2
+ *   onecycle  OneCycleLR stepped per batch, max_lr = lr, total_steps =
+ *             epochs * batches, pct_start 0.3, cosine annealing,
+ *             div_factor 25, final_div_factor 1e4; the learning rate only
+ *             (as cycle_momentum=False: momentum and betas stay fixed) */
+typedef enum dn_sched_kind {
+    DN_SCHED_NONE,
+    DN_SCHED_STEP,
+    DN_SCHED_COSINE,
+    DN_SCHED_ONECYCLE
+} dn_sched_kind;
+
+typedef struct dn_sched_config {
+    dn_sched_kind kind;
+    int step_size;          /* step: epochs between decays */
+    double gamma;           /* step: decay factor */
+    double eta_min;         /* cosine: final learning rate */
+    double pct_start;       /* onecycle: fraction of steps rising */
+    double div_factor;      /* onecycle: initial lr = lr / div_factor */
+    double final_div_factor;/* onecycle: final lr = initial / this */
+} dn_sched_config;
+
+/* Fills s with the defaults above for kind. */
+void dn_sched_defaults(dn_sched_config *s, dn_sched_kind kind);
+/* "none", "step", "cosine", "onecycle". */
+const char *dn_sched_name(dn_sched_kind kind);
+dn_status dn_sched_parse(const char *name, dn_sched_kind *kind,
+                         dn_error *err);
+/* Learning rate for batch `batch` (0-based, of `batches` per epoch) of
+ * epoch `epoch` (0-based, of `epochs`), from base learning rate lr. */
+double dn_sched_lr(const dn_sched_config *s, double lr, int epoch,
+                   int epochs, long batch, long batches);
+
+/* Augmentation: a random affine map per image - rotation uniform in
+ * +-DN_AUG_ROTATE degrees, isotropic scale uniform in 1 +- DN_AUG_SCALE,
+ * shift uniform in +-DN_AUG_SHIFT pixels on each axis - sampled bilinearly
+ * (outside the image is background 0) from the raw pixels and then
+ * normalised ((x/255 - mean) / std). Every draw comes from
+ * dn_rng_seed(key), so an image's transform depends only on its key. */
+#define DN_AUG_ROTATE 10.0
+#define DN_AUG_SCALE 0.1
+#define DN_AUG_SHIFT 2.0
+
+/* src (rows, cols) uint8 -> out (rows, cols) normalised float. */
+void dn_augment_image(const uint8_t *src, int rows, int cols, uint64_t key,
+                      float mean, float std, float *out);
+
+/* Training. Deterministic by construction: epoch e visits the training
+ * images in the order of a Fisher-Yates permutation drawn from
+ * dn_key(seed, SHUFFLE, e, 0); image i's dropout key is
+ * dn_key(seed, DROPOUT, e, i) and its augmentation key
+ * dn_key(seed, AUGMENT, e, i). A batch is cut into chunks of
+ * DN_TRAIN_CHUNK samples whatever the thread count; each chunk's gradient
+ * goes into its own buffer and the buffers are summed in chunk order, so
+ * the weights are bit-identical for any number of threads, and a resumed
+ * run is bit-identical to an uninterrupted one. */
+#define DN_TRAIN_CHUNK 8
+
+/* Figures handed to the progress callback after every batch and once more
+ * at the end of every epoch (epoch_done = 1, evaluation figures set). */
+typedef struct dn_train_progress {
+    int epoch, epochs;      /* epoch in progress, 1-based, of epochs */
+    long batch, batches;    /* batches done in this epoch, per epoch */
+    size_t images;          /* training images per epoch */
+    double lr;              /* learning rate of the last batch */
+    double train_loss;      /* mean loss over this epoch's batches so far */
+    double seconds;         /* wall time in this epoch (this process) */
+    double images_per_s;    /* training throughput in this epoch */
+    int epoch_done;
+    const char *split;      /* evaluated on "test" or "val"; NULL: none */
+    double eval_loss;       /* mean NLL on the split */
+    double eval_acc;        /* fraction correct */
+    double eval_acc_se;     /* sqrt(acc (1 - acc) / eval_n) */
+    size_t eval_n;
+} dn_train_progress;
+
+/* Returns non-zero to ask the trainer to stop after the current batch. */
+typedef int (*dn_train_callback)(const dn_train_progress *p, void *user);
+
+typedef struct dn_train_config {
+    int epochs;             /* total epochs, counting those already done */
+    int batch;              /* samples per optimizer step (64) */
+    uint64_t seed;
+    int threads;            /* worker threads; <= 0 means all online cores */
+    dn_optim_config optim;
+    dn_sched_config sched;
+    int augment;            /* random affine per training image */
+    size_t val;             /* > 0: hold out the last val training images
+                               and evaluate on them instead of the test set */
+    size_t limit;           /* > 0: train on at most the first limit images */
+    const char *checkpoint; /* written after every epoch and on a stop;
+                               NULL for none */
+    dn_train_callback progress; /* may be NULL */
+    void *user;
+} dn_train_config;
+
+/* The MNIST example's recipe: 14 epochs, batch 64, seed 1, Adadelta lr 1.0,
+ * StepLR step 1 gamma 0.7, all cores, no augmentation. */
+void dn_train_defaults(dn_train_config *c);
+
+/* Trains m on train (evaluating after each epoch on the held-out val images
+ * or, without val, on test when not NULL). If resume is not NULL it is the
+ * extras of a checkpoint (from dn_model_load) and m its parameters:
+ * training continues from the epoch and batch it recorded with its
+ * optimizer state; cfg must then hold the checkpoint's recipe (see
+ * dn_train_config_from_checkpoint; epochs, threads, checkpoint and the
+ * callback may differ). The checkpoint (cfg->checkpoint) is written with
+ * dn_model_save after every epoch and, when the callback asks to stop,
+ * after the current batch (resumable mid-epoch); then DN_ERR_INTERRUPTED
+ * is returned. A non-finite loss stops with DN_ERR_NUMERIC naming the epoch
+ * and batch, leaving the last checkpoint as it was. */
+dn_status dn_train(dn_model *m, const dn_dataset *train,
+                   const dn_dataset *test, const dn_train_config *cfg,
+                   const dn_file_extras *resume, dn_error *err);
+
+/* Restores into c the recipe a checkpoint's extras record (everything
+ * except epochs, threads, checkpoint and callback, which keep their values)
+ * and the number of epochs it completed into *epochs_done (may be NULL).
+ * DN_ERR_FORMAT if x is not a digitnet training checkpoint. */
+dn_status dn_train_config_from_checkpoint(const dn_file_extras *x,
+                                          dn_train_config *c,
+                                          int *epochs_done, dn_error *err);
+
+/* Evaluates images [first, first + count) of ds in DN_MODE_EVAL, in chunks
+ * of `batch` spread over `threads` threads (<= 0: all cores). Writes each
+ * image's log-probabilities into logp (count, classes) if not NULL, the
+ * mean NLL into *loss and the number of correct arg-max predictions into
+ * *correct (either may be NULL). Results do not depend on threads or
+ * batch. */
+dn_status dn_evaluate(const dn_model *m, const dn_dataset *ds, size_t first,
+                      size_t count, int threads, int batch, float *logp,
+                      double *loss, size_t *correct, dn_error *err);
 
 /* ------------------------------------------------------------------------ */
 /* Images: decoding, MNIST-style preprocessing, pictures                    */
 /* ------------------------------------------------------------------------ */
 
 /* (section owned by src/image.c and src/picture.c) */
+
+/* Bounds on what the decoders accept, checked from the file's header before
+ * any pixel is decoded, so that a hostile header cannot make us allocate
+ * gigabytes: each side at most DN_IMAGE_MAX_SIDE, at most DN_IMAGE_MAX_PIXELS
+ * in all, and a file of at most DN_IMAGE_MAX_FILE bytes. */
+#define DN_IMAGE_MAX_SIDE 8192
+#define DN_IMAGE_MAX_PIXELS (64L * 1024 * 1024)
+#define DN_IMAGE_MAX_FILE (256L * 1024 * 1024)
+
+/* The network's input is DN_IMAGE_SIDE square; preprocessing fits the digit
+ * into a DN_IMAGE_BOX square inside it, as MNIST was made. */
+#define DN_IMAGE_SIDE 28
+#define DN_IMAGE_BOX 20
+
+/* A grey image: 0 is black, 1 is white. */
+typedef struct dn_image {
+    int w, h;
+    float *px;          /* (h, w) */
+    char name[256];     /* file name for messages ("" if none) */
+} dn_image;
+
+/* Allocates a w x h image filled with value. */
+dn_status dn_image_alloc(dn_image *img, int w, int h, float value,
+                         dn_error *err);
+/* Frees the pixels and zeroes img; safe on a zeroed or freed image. */
+void dn_image_free(dn_image *img);
+
+/* Decodes a PNG, JPEG, BMP, GIF (first frame), PGM/PPM or TGA file into a
+ * grey image (ITU-R 601 luma). A transparent background is filled with
+ * whichever of white or black contrasts with the visible pixels, so that a
+ * drawing on a transparent canvas keeps its strokes. Fails with one line
+ * naming the file for a missing, empty, truncated or oversized file. */
+dn_status dn_image_load(const char *path, dn_image *img, dn_error *err);
+/* Same as dn_image_load for an encoded image held in memory; name is used
+ * in messages and copied into img->name (may be NULL). */
+dn_status dn_image_load_memory(const void *data, size_t size,
+                               const char *name, dn_image *img,
+                               dn_error *err);
+
+/* Resamples src to w x h into dst (allocated here): area averaging along
+ * an axis that shrinks, bilinear along one that grows. */
+dn_status dn_image_resize(const dn_image *src, int w, int h, dn_image *dst,
+                          dn_error *err);
+
+/* What dn_image_preprocess found, for messages and pictures. */
+typedef struct dn_prep_info {
+    int inverted;           /* the background was light, so ink was dark */
+    float background;       /* the background's grey level (border median) */
+    float contrast;         /* |ink - background| of the strongest ink */
+    int box_x, box_y;       /* the ink's bounding box in the input */
+    int box_w, box_h;
+    float scale;            /* input pixels -> network pixels */
+    int off_x, off_y;       /* where the scaled box went in the 28 x 28 */
+} dn_prep_info;
+
+/* LeCun's recipe for MNIST, applied to any photo or drawing of one digit:
+ * grey; background from the median of the border, inverted if light so that
+ * ink is white on black; faint differences from the background dropped as
+ * noise; cropped to the ink's bounding box; scaled to fit DN_IMAGE_BOX
+ * keeping the aspect ratio (area averaging when shrinking, bilinear when
+ * enlarging); pasted into DN_IMAGE_SIDE square with the centre of mass on
+ * pixel (14, 14), rounded to whole pixels as MNIST was. Writes out
+ * (28, 28) in 0..1 with ink 1, not normalised; info may be NULL. An image
+ * without ink fails with DN_ERR_FORMAT "no digit found". */
+dn_status dn_image_preprocess(const dn_image *img, float *out,
+                              dn_prep_info *info, dn_error *err);
+/* For images that already look like MNIST (white on black): no inversion,
+ * no cropping, only a resize to 28 x 28 when the size differs. out as for
+ * dn_image_preprocess. */
+dn_status dn_image_raw(const dn_image *img, float *out, dn_error *err);
+/* x[i] = (x[i] - mean) / std for n values: the model's normalisation. */
+void dn_image_normalize(float *x, size_t n, float mean, float std);
+
+/* --- Pictures ----------------------------------------------------------- */
+
+/* An RGB picture being drawn. */
+typedef struct dn_canvas {
+    int w, h;
+    uint8_t *rgb;       /* (h, w, 3) */
+} dn_canvas;
+
+/* Colour maps: a value t in [0, 1] (clamped; NaN is drawn magenta) to
+ * 0xRRGGBB. VIRIDIS is sequential and reads in grey, for values >= 0 such
+ * as ReLU outputs; DIVERGING runs blue - white - red with white at 0.5, for
+ * signed values such as weights on a range symmetric about 0. */
+typedef enum dn_colormap {
+    DN_CMAP_GREY,
+    DN_CMAP_VIRIDIS,
+    DN_CMAP_DIVERGING
+} dn_colormap;
+
+uint32_t dn_colormap_rgb(dn_colormap map, float t);
+
+/* Allocates a w x h canvas filled with colour bg (0xRRGGBB). */
+dn_status dn_canvas_new(dn_canvas *c, int w, int h, uint32_t bg,
+                        dn_error *err);
+void dn_canvas_free(dn_canvas *c);
+/* Fills a rectangle, clipped to the canvas. */
+void dn_canvas_fill(dn_canvas *c, int x, int y, int w, int h, uint32_t rgb);
+/* Draws map (h, w) with its top-left at (x, y), each value a scale x scale
+ * block coloured by map((v - lo) / (hi - lo)); clipped to the canvas. */
+void dn_canvas_map(dn_canvas *c, int x, int y, const float *map, int h,
+                   int w, int scale, float lo, float hi, dn_colormap cmap);
+
+/* Geometry of a grid of n maps of h x w values each drawn at `scale`,
+ * `cols` to a row, with `gap` pixels between maps and around the grid. Map
+ * k's top-left pixel is at (cell_x(k), cell_y(k)). */
+typedef struct dn_grid {
+    int n, cols, rows;
+    int h, w, scale, gap;
+    int width, height;  /* of the whole picture */
+} dn_grid;
+
+dn_grid dn_grid_layout(int n, int h, int w, int cols, int scale, int gap);
+int dn_grid_cell_x(const dn_grid *g, int k);
+int dn_grid_cell_y(const dn_grid *g, int k);
+/* Draws maps (n, h, w) as laid out by g on a new canvas with a light grey
+ * background, every map on the same lo..hi range so that they compare. */
+dn_status dn_grid_draw(const dn_grid *g, const float *maps, float lo,
+                       float hi, dn_colormap cmap, dn_canvas *out,
+                       dn_error *err);
+
+/* Encodes pixels (h, w, channels) with channels 1 (grey), 3 (RGB) or 4
+ * (RGBA) as PNG into a malloc'd buffer. Deterministic. */
+dn_status dn_png_encode(const uint8_t *px, int w, int h, int channels,
+                        uint8_t **png, size_t *size, dn_error *err);
+/* Writes pixels as a PNG file atomically (see dn_file_write_atomic). */
+dn_status dn_png_write(const char *path, const uint8_t *px, int w, int h,
+                       int channels, dn_error *err);
+dn_status dn_canvas_write_png(const dn_canvas *c, const char *path,
+                              dn_error *err);
+
+/* Writes size bytes to path atomically: a temporary file in the same
+ * directory, fsync, rename. An existing file at path is left untouched on
+ * any failure. */
+dn_status dn_file_write_atomic(const char *path, const void *data,
+                               size_t size, dn_error *err);
+
+/* A growing text buffer for HTML and SVG. A failed allocation sets oom and
+ * makes later appends no-ops, so callers check once at the end. */
+typedef struct dn_text {
+    char *s;            /* NUL-terminated; NULL until the first append */
+    size_t len, cap;
+    int oom;
+} dn_text;
+
+void dn_text_printf(dn_text *t, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Appends s with &, <, >, " and ' escaped for HTML text and attributes. */
+void dn_text_html(dn_text *t, const char *s);
+void dn_text_free(dn_text *t);
+
+/* One line of a line chart: n points (x[i], y[i]), with a vertical error
+ * bar of +-err[i] when err is not NULL. */
+typedef struct dn_series {
+    const char *name;
+    const double *x, *y, *err;
+    int n;
+    uint32_t rgb;
+} dn_series;
+
+/* Appends an inline <svg> line chart of ns series with axes, ticks, axis
+ * labels and a legend, width x height pixels. Non-finite points are
+ * skipped. */
+void dn_svg_line_chart(dn_text *t, const dn_series *s, int ns,
+                       const char *title, const char *xlabel,
+                       const char *ylabel, int width, int height);
+/* Appends an inline <svg> bar chart of n values (labels[i] under bar i,
+ * value printed on it) with bar `mark` highlighted (-1 for none). Bars
+ * start at 0, so negative values such as log-probabilities hang down. */
+void dn_svg_bar_chart(dn_text *t, const float *v, int n,
+                      const char *const *labels, int mark, const char *title,
+                      int width, int height);
 
 #ifdef __cplusplus
 }
