@@ -1,0 +1,21 @@
+/*
+ * model.h - what src/model.c and src/spec.c share; not public.
+ */
+#ifndef DN_MODEL_H
+#define DN_MODEL_H
+
+#include "digitnet.h"
+
+/* Parses spec (NULL means DN_DEFAULT_SPEC) for inputs of shape `input` and
+ * fills m's layers, n_layers, input, spec (canonical text), parameter
+ * offsets, n_params and macs; m->params is left alone. On a bad spec
+ * returns DN_ERR_ARG or DN_ERR_SHAPE with a message that names the layer
+ * (1-based index and text) and the shapes. */
+dn_status dn_spec_build(dn_model *m, const char *spec, dn_shape input,
+                        dn_error *err);
+
+/* Largest per-sample tensor a model may hold (elements), so that every
+ * index inside a plane or a sample fits comfortably in an int. */
+#define DN_MAX_TENSOR ((int64_t)1 << 26)
+
+#endif

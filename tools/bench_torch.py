@@ -1,0 +1,234 @@
+#!/usr/bin/python3
+"""bench_torch.py - the lecture's CNN_MNIST in PyTorch, timed like digitnet.
+
+Measures, for each thread count (torch.set_num_threads), in a fresh process
+each so that peak RSS belongs to that run alone:
+
+  - one training epoch over the training set: batch 64, Adadelta(lr=1.0) +
+    StepLR(step_size=1, gamma=0.7), the default recipe, with the images
+    preloaded as one normalised float tensor (no DataLoader cost);
+  - evaluation throughput on the 10k test images (batch 1000, no_grad);
+  - one-image latency: median and 99th percentile over --latency-runs
+    forward passes of a single image (batch 1, no_grad);
+  - peak RSS of the process while training (ru_maxrss), and the RSS before
+    training (PyTorch itself plus the data) for comparison.
+
+Usage:
+  /usr/bin/python3 tools/bench_torch.py [--data data/mnist] [--threads 1,2]
+        [--train-limit N] [--latency-runs 1000] [--format json|kv]
+
+Output: JSON on stdout (one object with a "runs" list and the "best" value
+of each metric over the thread counts), or with --format kv one
+"key value" line per metric (torch_1t_train_img_s 8950 ..., torch_best_...)
+for scripts/bench.
+"""
+import argparse
+import gzip
+import json
+import os
+import resource
+import struct
+import subprocess
+import sys
+import time
+
+
+def read_idx(path):
+    """Reads an IDX file (plain or .gz) into a numpy uint8 array."""
+    import numpy as np
+    for cand in (path, path + ".gz"):
+        if os.path.exists(cand):
+            opener = gzip.open if cand.endswith(".gz") else open
+            with opener(cand, "rb") as f:
+                data = f.read()
+            break
+    else:
+        raise FileNotFoundError(path)
+    magic, = struct.unpack(">I", data[:4])
+    ndim = magic & 0xFF
+    dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
+    arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if arr.size != int(np.prod(dims)):
+        raise ValueError("%s: size does not match the header" % path)
+    return arr.reshape(dims)
+
+
+def load_split(data_dir, prefix, torch):
+    """Images as a normalised (n, 1, 28, 28) float tensor, labels as int64."""
+    images = read_idx(os.path.join(data_dir, prefix + "-images-idx3-ubyte"))
+    labels = read_idx(os.path.join(data_dir, prefix + "-labels-idx1-ubyte"))
+    x = torch.from_numpy(images.copy()).float().div_(255.0)
+    x = x.sub_(0.1307).div_(0.3081).unsqueeze(1).contiguous()
+    y = torch.from_numpy(labels.astype("int64"))
+    return x, y
+
+
+def rss_mb():
+    """Current resident set size in MB (from /proc)."""
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def run_one(args):
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    torch.set_num_threads(args.one)
+    torch.manual_seed(1)
+
+    in_channels, cnn1_channels, cnn2_channels = 1, 8, 16
+    fc_hidden, num_classes = 64, 10
+
+    # The seed's model, as the lecture writes it.
+    class CNN_MNIST(nn.Module):
+        def __init__(self):
+            super(CNN_MNIST, self).__init__()
+            self.conv1 = nn.Conv2d(in_channels, cnn1_channels,
+                                   kernel_size=3, padding=1, stride=1)
+            self.conv2 = nn.Conv2d(cnn1_channels, cnn2_channels,
+                                   kernel_size=5, padding=2, stride=1)
+            self.dropout = nn.Dropout2d(p=.5)
+            self.fc1 = nn.Linear(cnn2_channels * 7 * 7, fc_hidden)
+            self.fc2 = nn.Linear(fc_hidden, num_classes)
+
+        def forward(self, x):
+            x = F.relu(self.conv1(x))
+            x = F.max_pool2d(x, kernel_size=2, stride=2, padding=0)
+            x = self.dropout(x)
+            x = F.relu(self.conv2(x))
+            x = F.max_pool2d(x, kernel_size=2, stride=2, padding=0)
+            x = self.dropout(x)
+            x = F.relu(self.fc1(x.view(-1, cnn2_channels * 7 * 7)))
+            y = F.log_softmax(self.fc2(x), dim=1)
+            return y
+
+    xtr, ytr = load_split(args.data, "train", torch)
+    xte, yte = load_split(args.data, "t10k", torch)
+    if args.train_limit:
+        xtr, ytr = xtr[:args.train_limit], ytr[:args.train_limit]
+    n = xtr.shape[0]
+
+    model = CNN_MNIST()
+    opt = torch.optim.Adadelta(model.parameters(), lr=1.0)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.7)
+    bs = 64
+
+    def step(idx):
+        data, target = xtr.index_select(0, idx), ytr.index_select(0, idx)
+        opt.zero_grad()
+        loss = F.nll_loss(model(data), target)
+        loss.backward()
+        opt.step()
+        return loss
+
+    # Warm-up (first-call allocations, oneDNN primitive creation), then
+    # back to the initial state so the timed epoch is a normal first epoch.
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    model.train()
+    for _ in range(5):
+        step(torch.randint(0, n, (bs,)))
+    model.load_state_dict(state)
+    opt = torch.optim.Adadelta(model.parameters(), lr=1.0)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.7)
+    rss_before = rss_mb()
+
+    perm = torch.randperm(n)
+    t0 = time.perf_counter()
+    for i in range(0, n, bs):
+        loss = step(perm[i:i + bs])
+    sched.step()
+    train_s = time.perf_counter() - t0
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        model(xte[:1000])
+        t0 = time.perf_counter()
+        for i in range(0, xte.shape[0], 1000):
+            out = model(xte[i:i + 1000])
+            correct += int((out.argmax(1) == yte[i:i + 1000]).sum())
+        eval_s = time.perf_counter() - t0
+
+    lat = []
+    with torch.no_grad():
+        one = xte[:1].clone()
+        for _ in range(50):
+            model(one)
+        for r in range(args.latency_runs):
+            one = xte[r % xte.shape[0]:r % xte.shape[0] + 1]
+            t0 = time.perf_counter_ns()
+            model(one)
+            lat.append((time.perf_counter_ns() - t0) / 1e3)
+    lat.sort()
+    med = lat[len(lat) // 2]
+    p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
+
+    return {
+        "threads": args.one,
+        "torch": torch.__version__,
+        "train_images": n,
+        "train_s_per_epoch": train_s * 60000.0 / n,
+        "train_img_s": n / train_s,
+        "train_last_loss": float(loss),
+        "eval_img_s": xte.shape[0] / eval_s,
+        "eval_accuracy": correct / xte.shape[0],
+        "latency_us_median": med,
+        "latency_us_p99": p99,
+        "peak_rss_mb": peak_rss,
+        "rss_before_train_mb": rss_before,
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default="data/mnist")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--train-limit", type=int, default=0,
+                    help="train on the first N images only (default: all)")
+    ap.add_argument("--latency-runs", type=int, default=1000)
+    ap.add_argument("--format", choices=("json", "kv"), default="json")
+    ap.add_argument("--one", type=int, default=0, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    if args.one:
+        print(json.dumps(run_one(args)))
+        return 0
+
+    runs = []
+    for t in [int(s) for s in args.threads.split(",") if s]:
+        cmd = [sys.executable, os.path.abspath(__file__), "--one", str(t),
+               "--data", args.data, "--train-limit", str(args.train_limit),
+               "--latency-runs", str(args.latency_runs)]
+        out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE,
+                             universal_newlines=True).stdout
+        runs.append(json.loads(out.strip().splitlines()[-1]))
+
+    higher = ("train_img_s", "eval_img_s")
+    lower = ("train_s_per_epoch", "latency_us_median", "latency_us_p99",
+             "peak_rss_mb")
+    best = {}
+    for k in higher:
+        r = max(runs, key=lambda r: r[k])
+        best[k], best[k + "_threads"] = r[k], r["threads"]
+    for k in lower:
+        r = min(runs, key=lambda r: r[k])
+        best[k], best[k + "_threads"] = r[k], r["threads"]
+
+    if args.format == "json":
+        print(json.dumps({"runs": runs, "best": best}, indent=2))
+    else:
+        for r in runs:
+            for k, v in r.items():
+                if isinstance(v, (int, float)) and k != "threads":
+                    print("torch_%dt_%s %s" % (r["threads"], k, v))
+        for k, v in best.items():
+            print("torch_best_%s %s" % (k, v))
+        print("torch_version %s" % runs[0]["torch"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+#!/usr/bin/python3
+"""make_fixtures.py - PyTorch reference values for tests/test_parity.c.
+
+Runs the lecture's CNN_MNIST (the class below is the seed's code, verbatim
+apart from comments) on the first 8 images of MNIST's t10k set and writes
+tests/fixtures/parity.bin: the initial weights, the input, the eval-mode
+log-probabilities, loss and gradients of every parameter, and the same for
+one training-mode pass whose Dropout2d masks are fixed and stored.
+
+Usage (Debian's python3 with python3-torch, not a pyenv one):
+    /usr/bin/python3 tools/make_fixtures.py [--data data/mnist]
+                                            [--out tests/fixtures/parity.bin]
+
+File format (little-endian), chosen so that the C loader is a few lines:
+    "dnfixture 1\n"
+    then sections, each an ASCII header line "<name> <type> <count>\n"
+    followed by count raw elements of <type> (u8, f32 or f64),
+    and finally the line "end\n".
+Sections:
+    norm            f32 2       mean, std used to normalise
+    input.u8        u8  B*784   raw pixels of the batch (B, 1, 28, 28)
+    input           f32 B*784   (pixels / 255 - mean) / std as torch does it
+    labels          u8  B
+    param.<key>     f32 ...     the state_dict, e.g. param.conv1.weight
+    <case>.logp     f32 B*10    log-probabilities, case = eval or train
+    <case>.loss     f64 1       F.nll_loss(logp, labels), mean over the batch
+    <case>.grad.<key> f32 ...   d loss / d parameter
+    eval.act.<name> f32 ...     eval intermediates: conv2 (before ReLU), fc1
+    train.mask.drop1 f32 B*8    Dropout2d scale (0 or 1/(1-p)) of the first
+    train.mask.drop2 f32 B*16   and second dropout, per sample and channel
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+SEED = 1
+BATCH = 8
+MEAN, STD = 0.1307, 0.3081
+
+# ---- The lecture's model (seed text) -------------------------------------
+in_channels, cnn1_channels, cnn2_channels = 1, 8, 16
+fc_hidden, num_classes = 64, 10
+
+
+class CNN_MNIST(nn.Module):
+    def __init__(self):
+        super(CNN_MNIST, self).__init__()
+        self.conv1 = nn.Conv2d(in_channels, cnn1_channels,
+                               kernel_size=3, padding=1, stride=1)
+        self.conv2 = nn.Conv2d(cnn1_channels, cnn2_channels,
+                               kernel_size=5, padding=2, stride=1)
+        self.dropout = nn.Dropout2d(p=.5)
+        self.fc1 = nn.Linear(cnn2_channels*7*7, fc_hidden)
+        self.fc2 = nn.Linear(fc_hidden, num_classes)
+
+    def forward(self, x):
+        x = F.relu(self.conv1(x))  # 8*28*28
+        x = F.max_pool2d(x, kernel_size=2, stride=2, padding=0)  # 8*14*14
+        x = self.dropout(x)
+        x = F.relu(self.conv2(x))  # 16*14*14
+        x = F.max_pool2d(x, kernel_size=2, stride=2, padding=0)  # 16*7*7
+        x = self.dropout(x)
+        x = F.relu(self.fc1(x.view(-1, cnn2_channels*7*7)))
+        y = F.log_softmax(self.fc2(x), dim=1)
+        return y
+# --------------------------------------------------------------------------
+
+
+class FixedMaskDropout2d(nn.Module):
+    """Stands in for the model's one Dropout2d module, which forward() calls
+    twice: the k-th call multiplies by the k-th stored scale (B, C), which is
+    what Dropout2d does in training (input * bernoulli(1-p) / (1-p) per
+    sample and channel), with the random draw replaced by a known one."""
+
+    def __init__(self, scales):
+        super().__init__()
+        self.scales = scales
+        self.calls = 0
+
+    def forward(self, x):
+        s = self.scales[self.calls % len(self.scales)]
+        self.calls += 1
+        return x * s[:, :, None, None]
+
+
+def read_idx(path, header):
+    with open(path, 'rb') as f:
+        return np.frombuffer(f.read(), dtype=np.uint8, offset=header)
+
+
+class Writer:
+    def __init__(self, path):
+        self.f = open(path, 'wb')
+        self.f.write(b'dnfixture 1\n')
+
+    def put(self, name, array, kind):
+        dtype = {'u8': '<u1', 'f32': '<f4', 'f64': '<f8'}[kind]
+        a = np.ascontiguousarray(np.asarray(array).astype(dtype)).reshape(-1)
+        self.f.write(('%s %s %d\n' % (name, kind, a.size)).encode())
+        self.f.write(a.tobytes())
+
+    def close(self):
+        self.f.write(b'end\n')
+        self.f.close()
+
+
+def grads_of(model):
+    return {k: p.grad.detach().clone() for k, p in model.named_parameters()}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--data', default='data/mnist')
+    ap.add_argument('--out', default='tests/fixtures/parity.bin')
+    args = ap.parse_args()
+
+    torch.manual_seed(SEED)
+    torch.set_num_threads(1)
+    model = CNN_MNIST()
+
+    pixels = read_idx(os.path.join(args.data, 't10k-images-idx3-ubyte'), 16)
+    labels = read_idx(os.path.join(args.data, 't10k-labels-idx1-ubyte'), 8)
+    pixels = pixels[:BATCH * 784].reshape(BATCH, 1, 28, 28).copy()
+    labels = labels[:BATCH].astype(np.int64)
+    # As torchvision's ToTensor() then Normalize((MEAN,), (STD,)).
+    x = torch.from_numpy(pixels).float().div(255)
+    x = x.sub(torch.as_tensor([MEAN])).div(torch.as_tensor([STD]))
+    y = torch.from_numpy(labels)
+
+    w = Writer(args.out)
+    w.put('norm', [MEAN, STD], 'f32')
+    w.put('input.u8', pixels, 'u8')
+    w.put('input', x.numpy(), 'f32')
+    w.put('labels', labels, 'u8')
+    for k, v in model.state_dict().items():
+        w.put('param.' + k, v.numpy(), 'f32')
+
+    # Eval mode: Dropout2d is the identity.
+    acts = {}
+    hooks = [getattr(model, n).register_forward_hook(
+        lambda mod, inp, out, n=n: acts.__setitem__(n, out.detach().clone()))
+        for n in ('conv2', 'fc1')]
+    model.eval()
+    model.zero_grad()
+    logp = model(x)
+    loss = F.nll_loss(logp, y)
+    loss.backward()
+    for h in hooks:
+        h.remove()
+    w.put('eval.logp', logp.detach().numpy(), 'f32')
+    w.put('eval.loss', [loss.item()], 'f64')
+    eval_loss = loss.item()
+    for k, g in grads_of(model).items():
+        w.put('eval.grad.' + k, g.numpy(), 'f32')
+    for n, a in acts.items():
+        w.put('eval.act.' + n, a.numpy(), 'f32')
+
+    # Training mode with known Dropout2d masks.
+    p = model.dropout.p
+    gen = torch.Generator().manual_seed(SEED + 1)
+    scales = [torch.bernoulli(torch.full((BATCH, c), 1 - p), generator=gen) / (1 - p)
+              for c in (cnn1_channels, cnn2_channels)]
+    model.dropout = FixedMaskDropout2d(scales)
+    model.train()
+    model.zero_grad()
+    logp = model(x)
+    assert model.dropout.calls == 2, 'the seed applies dropout twice'
+    loss = F.nll_loss(logp, y)
+    loss.backward()
+    w.put('train.mask.drop1', scales[0].numpy(), 'f32')
+    w.put('train.mask.drop2', scales[1].numpy(), 'f32')
+    w.put('train.logp', logp.detach().numpy(), 'f32')
+    w.put('train.loss', [loss.item()], 'f64')
+    for k, g in grads_of(model).items():
+        w.put('train.grad.' + k, g.numpy(), 'f32')
+    w.close()
+    print('%s: %d bytes; eval loss %.6f, train loss %.6f, torch %s'
+          % (args.out, os.path.getsize(args.out), eval_loss, loss.item(),
+             torch.__version__), file=sys.stderr)
+
+
+if __name__ == '__main__':
+    main()
