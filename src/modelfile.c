@@ -185,6 +185,25 @@ static uint64_t shape_elems(const uint64_t *dims, int ndim)
     return n;
 }
 
+/* What load accepts for the dataset name and the input shape; save checks
+ * the same so that it never writes a file it would refuse. */
+static int valid_dataset(const char *s, size_t cap)
+{
+    size_t n = strnlen(s, cap);
+    if (n == 0 || n >= cap || n >= sizeof ((dn_model *)0)->dataset)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] <= 0x20 || s[i] >= 0x7f)
+            return 0;
+    return 1;
+}
+
+static int valid_input(dn_shape in)
+{
+    return in.c >= 1 && in.h >= 1 && in.w >= 1 && in.c <= 4096 && in.h <= 4096 &&
+           in.w <= 4096;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Saving                                                                   */
 /* ------------------------------------------------------------------------ */
@@ -267,8 +286,13 @@ static dn_status write_atomic(const char *path, const void *const *parts,
     char *dir = strdup(path);
     if (dir) {
         char *slash = strrchr(dir, '/');
-        const char *d = slash ? (slash == dir ? "/" : (*slash = 0, dir)) : ".";
-        int dfd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (!slash)
+            strcpy(dir, ".");
+        else if (slash == dir)
+            slash[1] = 0;
+        else
+            *slash = 0;
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd >= 0) {
             (void)fsync(dfd);
             close(dfd);
@@ -284,6 +308,15 @@ fail:;
     unlink(tmp);
     free(tmp);
     return dn_fail(err, DN_ERR_IO, "%s: cannot %s it: %s", path, what, strerror(e));
+}
+
+/* jansson refuses strings that are not UTF-8; asking it up front lets save
+ * name the culprit instead of failing half-way through the header. */
+static int is_utf8(const char *s)
+{
+    json_t *probe = json_string(s);
+    json_decref(probe);
+    return probe != NULL;
 }
 
 /* Checks what the caller put in extras before anything is written. */
@@ -302,6 +335,9 @@ static dn_status check_extras(const dn_model *m, const char *path,
             !strcmp(name, "__metadata__"))
             return dn_fail(err, DN_ERR_ARG, "%s: extra tensor %d has an empty, "
                            "unterminated or reserved name", path, i);
+        if (!is_utf8(name))
+            return dn_fail(err, DN_ERR_ARG, "%s: extra tensor %d: name is not valid "
+                           "UTF-8", path, i);
         if (!x->tensors[i].data && x->tensors[i].len)
             return dn_fail(err, DN_ERR_ARG, "%s: extra tensor '%s' has no data",
                            path, name);
@@ -326,6 +362,9 @@ static dn_status check_extras(const dn_model *m, const char *path,
             !memchr(x->meta[i].value, 0, sizeof x->meta[i].value) || !key[0])
             return dn_fail(err, DN_ERR_ARG, "%s: extras metadata %d has an empty "
                            "or unterminated key or value", path, i);
+        if (!is_utf8(key) || !is_utf8(x->meta[i].value))
+            return dn_fail(err, DN_ERR_ARG, "%s: extras metadata %d: key or value "
+                           "is not valid UTF-8", path, i);
         if (is_standard_key(key))
             return dn_fail(err, DN_ERR_ARG, "%s: extras metadata key '%s' is "
                            "reserved for the model", path, key);
@@ -345,6 +384,11 @@ dn_status dn_model_save(const dn_model *m, const char *path,
     if (!m || (m->n_params && !m->params) || m->n_layers < 0 ||
         m->n_layers > DN_MAX_LAYERS)
         return dn_fail(err, DN_ERR_ARG, "%s: no model to save", path);
+    if (!isfinite(m->mean) || !isfinite(m->std) || !(m->std > 0) ||
+        !valid_dataset(m->dataset, sizeof m->dataset) || !valid_input(m->input))
+        return dn_fail(err, DN_ERR_ARG, "%s: the model's mean %g, std %g, dataset or "
+                       "input %dx%dx%d would not load back", path, (double)m->mean,
+                       (double)m->std, m->input.c, m->input.h, m->input.w);
     if (extras) {
         dn_status st = check_extras(m, path, extras, err);
         if (st != DN_OK)
@@ -417,10 +461,9 @@ dn_status dn_model_save(const dn_model *m, const char *path,
     for (int i = 0; ok && extras && i < extras->n_meta; i++)
         ok = json_set_str(meta, extras->meta[i].key, extras->meta[i].value);
     if (!ok) {
-        /* json_string refuses what is not UTF-8; everything else is memory. */
-        st = DN_ERR_ARG;
-        dn_fail(err, st, "%s: metadata is not valid UTF-8 (arch, dataset or an "
-                "extras entry)", path);
+        /* Only arch can still be refused here (the rest was checked). */
+        st = dn_fail(err, DN_ERR_ARG, "%s: metadata could not be encoded (is the "
+                     "spec valid UTF-8?)", path);
         goto done;
     }
     at = 0;
@@ -451,6 +494,11 @@ dn_status dn_model_save(const dn_model *m, const char *path,
         goto nomem;
     /* Spaces pad the header so that the data section starts 8-aligned. */
     size_t tlen = strlen(text), hlen = (tlen + 7) & ~(size_t)7;
+    if (8 + (uint64_t)hlen + total > ST_MAX_FILE) {
+        st = dn_fail(err, DN_ERR_ARG, "%s: %llu bytes, more than the 1 GiB a model "
+                     "file may have", path, (unsigned long long)(8 + hlen + total));
+        goto done;
+    }
     hdr = malloc(8 + hlen);
     if (!hdr)
         goto nomem;
@@ -891,13 +939,11 @@ static int parse_float(const char *s, float *out)
 
 static int parse_input(const char *s, dn_shape *in)
 {
-    int c, h, w, used = 0;
-    if (sscanf(s, "%dx%dx%d%n", &c, &h, &w, &used) != 3 || s[used] || c < 1 ||
-        h < 1 || w < 1 || c > 4096 || h > 4096 || w > 4096)
+    int used = 0;
+    dn_shape v;
+    if (sscanf(s, "%dx%dx%d%n", &v.c, &v.h, &v.w, &used) != 3 || s[used] || !valid_input(v))
         return 0;
-    in->c = c;
-    in->h = h;
-    in->w = w;
+    *in = v;
     return 1;
 }
 
@@ -983,15 +1029,9 @@ static dn_model *st_match(st_file *f, dn_file_extras *extras, dn_error *err)
         bad_meta(f, "std", std, "a positive number", err);
         return NULL;
     }
-    if (dataset) {
-        size_t dl = strlen(dataset);
-        int ok = dl > 0 && dl < sizeof ((dn_model *)0)->dataset;
-        for (size_t i = 0; ok && i < dl; i++)
-            ok = dataset[i] > 0x20 && dataset[i] < 0x7f;
-        if (!ok) {
-            bad_meta(f, "dataset", dataset, "a short name such as \"mnist\"", err);
-            return NULL;
-        }
+    if (dataset && !valid_dataset(dataset, strlen(dataset) + 1)) {
+        bad_meta(f, "dataset", dataset, "a short name such as \"mnist\"", err);
+        return NULL;
     }
 
     dn_error merr = {0};

@@ -15,7 +15,9 @@ and both sides can be compared on the same MNIST test images.
     tools/torch_safetensors.py logprobs model.safetensors 100 --out lp.bin
 
     # a digitnet-written model, loaded strictly into CNN_MNIST, against
-    # digitnet's own log-probabilities (raw float32 (N, 10), little-endian)
+    # digitnet's own log-probabilities (raw float32 (N, 10), little-endian;
+    # tests/test_modelfile.c writes such a file), or without --logprobs by
+    # running `./digitnet eval --limit N --logprobs-out FILE` if it has them
     tools/torch_safetensors.py check model.safetensors --logprobs digitnet_lp.bin
 
 Run it with Debian's interpreter (/usr/bin/python3), which has
@@ -41,6 +43,9 @@ DEFAULT_SPEC = ("conv 8 k3 p1 s1, relu, maxpool 2, dropout2d 0.5, "
                 "flatten, fc 64, relu, fc 10, logsoftmax")
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 MAX_HEADER = 100 << 20
+# What `check` asks of `digitnet eval` to get per-image log-probabilities
+# without --logprobs: `--limit N` and this option writing raw float32 (N, 10).
+DIGITNET_LOGPROBS_FLAG = "--logprobs-out"
 
 # --------------------------------------------------------------------------
 # The lecture's model, as in the seed
@@ -296,17 +301,25 @@ def digitnet_logprobs(a, n):
             raise ValueError("%s: %d floats, expected %d (N=%d, 10 classes)"
                              % (a.logprobs, lp.size, n * 10, n))
         return lp.reshape(n, 10).astype(np.float32)
-    exe = a.digitnet or shutil.which("digitnet") or "./digitnet"
-    if not os.path.exists(exe) and not shutil.which(exe):
+    exe = a.digitnet or ("./digitnet" if os.path.exists("./digitnet") else shutil.which("digitnet"))
+    if not exe:
         raise ValueError("no digitnet command found; pass --logprobs FILE")
+    # The command writes per-image log-probabilities only if its eval has
+    # DIGITNET_LOGPROBS_FLAG; ask its help rather than guess.
+    helptext = subprocess.run([exe, "eval", "--help"], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True).stdout
+    if DIGITNET_LOGPROBS_FLAG not in helptext:
+        raise ValueError("%s eval has no %s option to write per-image log-probabilities; "
+                         "pass --logprobs FILE (raw float32 (N, 10))"
+                         % (exe, DIGITNET_LOGPROBS_FLAG))
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "lp.bin")
         cmd = [exe, "eval", "--model", a.model, "--data", a.data, "--limit", str(n),
-               "--dump-logprobs", out]
+               DIGITNET_LOGPROBS_FLAG, out]
         r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if r.returncode != 0 or not os.path.exists(out):
-            raise ValueError("%s failed (exit %d): %s\npass --logprobs FILE instead"
-                             % (" ".join(cmd), r.returncode, r.stdout.strip()))
+            raise ValueError("%s failed (exit %d): %s" % (" ".join(cmd), r.returncode,
+                                                          r.stdout.strip()))
         a.logprobs = out
         return digitnet_logprobs(a, n)
 

@@ -1,8 +1,10 @@
 /*
  * test.c - helpers shared by the digitnet tests.
  */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "test.h"
 
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,16 +17,33 @@ const char *t_mnist_dir(void)
     return d && *d ? d : "data/mnist";
 }
 
+static char tmp_dir[256];
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    remove(path);
+    return 0;
+}
+
+/* Runs at exit: a test leaves no files behind unless DN_TEST_KEEP=1. */
+static void remove_tmpdir(void)
+{
+    const char *keep = getenv("DN_TEST_KEEP");
+    if (tmp_dir[0] && !(keep && *keep == '1'))
+        nftw(tmp_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 const char *t_tmpdir(void)
 {
-    static char dir[256];
-    if (!dir[0]) {
+    if (!tmp_dir[0]) {
         const char *base = getenv("TMPDIR");
-        snprintf(dir, sizeof dir, "%s/dntest.XXXXXX", base && *base ? base : "/tmp");
-        if (!mkdtemp(dir))
+        snprintf(tmp_dir, sizeof tmp_dir, "%s/dntest.XXXXXX", base && *base ? base : "/tmp");
+        if (!mkdtemp(tmp_dir))
             fail_msg("cannot create a temporary directory");
+        atexit(remove_tmpdir);
     }
-    return dir;
+    return tmp_dir;
 }
 
 char *t_tmppath(char *buf, size_t size, const char *name)
