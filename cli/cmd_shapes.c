@@ -39,22 +39,18 @@ static void usage(FILE *f)
 /* "CxHxW" with each part in 1..65535. */
 static int parse_shape(const char *s, dn_shape *out)
 {
-    char buf[64], *parts[3], *save = NULL;
-    if (strlen(s) >= sizeof buf)
-        return -1;
-    strcpy(buf, s);
-    int n = 0;
-    for (char *t = strtok_r(buf, "x", &save); t; t = strtok_r(NULL, "x", &save)) {
-        if (n == 3)
-            return -1;
-        parts[n++] = t;
-    }
-    if (n != 3 || strstr(s, "xx") || s[0] == 'x' || s[strlen(s) - 1] == 'x')
-        return -1;
     long v[3];
-    for (int i = 0; i < 3; i++)
-        if (cli_parse_long(parts[i], 1, 65535, &v[i]) < 0)
+    for (int i = 0; i < 3; i++) {
+        const char *end = i < 2 ? strchr(s, 'x') : s + strlen(s);
+        char part[16];
+        if (!end || end == s || (size_t)(end - s) >= sizeof part)
             return -1;
+        memcpy(part, s, (size_t)(end - s));
+        part[end - s] = 0;
+        if (cli_parse_long(part, 1, 65535, &v[i]) < 0)
+            return -1;
+        s = end + (i < 2);
+    }
     *out = (dn_shape){(int)v[0], (int)v[1], (int)v[2]};
     return 0;
 }

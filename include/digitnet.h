@@ -194,8 +194,17 @@ typedef struct dn_model {
 /* Builds a model from a spec such as DN_DEFAULT_SPEC (NULL means the
  * default) for inputs of the given shape, runs shape inference and
  * initialises parameters as PyTorch does by default (uniform in
- * +-1/sqrt(fan_in) for weights and biases) from dn_key(seed, INIT, ...).
- * Returns NULL and fills err on a bad spec, naming the layer and shapes. */
+ * +-1/sqrt(fan_in) for weights and biases; layer l draws from
+ * dn_key(seed, DN_STREAM_INIT, l, 0)). A spec is a comma-separated list
+ * (extra whitespace ignored) of:  conv O [kK] [pP] [sS]  (k3 p0 s1 by
+ * default),  relu,  maxpool N  (k=N stride=N pad=0) or  maxpool kK [sS]
+ * [pP]  (stride k by default),  dropout2d [P]  (0.5),  flatten,  fc N
+ * (needs a flat input),  logsoftmax  (last only). m->spec holds it in
+ * canonical form. mean/std are MNIST's and dataset "mnist" until the
+ * caller changes them.
+ * Returns NULL and fills err on a bad spec, naming the layer (counted from
+ * 1) and the shapes, e.g. "layer 7 'maxpool 2': input 16x1x1 gives
+ * 16x0x0". */
 dn_model *dn_model_new(const char *spec, dn_shape input, uint64_t seed,
                        dn_error *err);
 void dn_model_free(dn_model *m);
@@ -208,9 +217,12 @@ int dn_model_classes(const dn_model *m);
  * dropout masks for up to max_batch samples. One per thread. */
 typedef struct dn_work dn_work;
 
+/* A work for passes of 1..max_batch samples through m or any model with
+ * the same shapes; NULL if max_batch < 1 or out of memory. */
 dn_work *dn_work_new(const dn_model *m, int max_batch);
 void dn_work_free(dn_work *w);
-/* Output of layer i for the last forward pass: (B, out.c, out.h, out.w). */
+/* Output of layer i for the last forward pass: (B, out.c, out.h, out.w);
+ * NULL if i is out of range. */
 float *dn_work_act(dn_work *w, int layer);
 /* on != 0 forces the general reference kernels for every later pass on
  * this work, which also keep each layer's output for dn_work_act; by
@@ -218,7 +230,8 @@ float *dn_work_act(dn_work *w, int layer);
  * backward needs. The two give the same results (see tests). */
 void dn_work_set_reference(dn_work *w, int on);
 /* Dropout2d scale of layer i: (B, C), each 0 or 1/(1-p). Written by a
- * DN_MODE_TRAIN forward; read by a DN_MODE_TRAIN_FIXED_MASK forward. */
+ * DN_MODE_TRAIN forward; read by a DN_MODE_TRAIN_FIXED_MASK forward (all
+ * ones until written). NULL unless layer i is a dropout2d. */
 float *dn_work_mask(dn_work *w, int layer);
 
 typedef enum dn_mode {
@@ -231,7 +244,10 @@ typedef enum dn_mode {
  * In DN_MODE_TRAIN the mask of sample b in each dropout layer l is drawn
  * from dn_key(sample_keys[b], DN_STREAM_DROPOUT, l, 0), so it depends only
  * on the sample's key. Returns the last layer's output (B, classes): the
- * log-probabilities for the default model. */
+ * log-probabilities for the default model; it lives in w until the next
+ * pass. Returns NULL if B is not in 1..max_batch, w was made for a model
+ * of other shapes, or keys are missing in DN_MODE_TRAIN. x may be reused
+ * as soon as this returns. */
 const float *dn_model_forward(const dn_model *m, dn_work *w, const float *x,
                               int B, dn_mode mode,
                               const uint64_t *sample_keys);
@@ -243,14 +259,18 @@ const float *dn_model_forward(const dn_model *m, dn_work *w, const float *x,
 void dn_dropout2d_mask(uint64_t sample_key, int layer, int channels, float p,
                        float *scale);
 
-/* Mean negative log-likelihood of labels (B) under the last forward. */
+/* Mean negative log-likelihood of labels (B) under the last forward (the
+ * first B of its samples); NAN without such a forward or if a label is not
+ * below dn_model_classes(m). */
 double dn_model_loss(const dn_model *m, dn_work *w, const uint8_t *labels,
                      int B);
 
 /* Backward pass after dn_model_forward on the same work: writes into grads
  * (n_params, overwritten) the gradient of  scale * sum_b NLL(b)  with
  * respect to every parameter. scale = 1/B gives the gradient of the mean
- * loss; a trainer splitting a batch of N into chunks passes 1/N. */
+ * loss; a trainer splitting a batch of N into chunks passes 1/N. B must be
+ * the forward's B (grads are left all zero otherwise); dropout uses that
+ * forward's masks; a label not below the class count contributes 0. */
 void dn_model_backward(const dn_model *m, dn_work *w, const uint8_t *labels,
                        int B, float scale, float *grads);
 
@@ -259,12 +279,17 @@ void dn_model_backward(const dn_model *m, dn_work *w, const uint8_t *labels,
 /* ------------------------------------------------------------------------ */
 
 /* A model file is safetensors: an 8-byte little-endian header length, a
- * JSON header, then raw little-endian float32 data. Parameter tensors are
- * named as PyTorch's state_dict of CNN_MNIST ("conv1.weight" ...). The
- * "__metadata__" holds at least: "format" = "digitnet", "arch" (the spec),
- * "mean", "std", "dataset", "checksum" (CRC-32 of the data section, hex).
- * Checkpoints add more tensors (e.g. "optim.square_avg") and metadata
- * (e.g. "train.epoch") through dn_file_extras. */
+ * JSON header (space-padded to a multiple of 8), then raw little-endian
+ * float32 data. Parameter tensors are named as PyTorch's state_dict of
+ * CNN_MNIST: "<layer>.weight", conv (O, I, k, k) and fc (O, I), and
+ * "<layer>.bias" (O). The "__metadata__" (strings only) holds: "format" =
+ * "digitnet", "arch" (the spec), "input" ("1x28x28"), "mean", "std" (%.9g,
+ * so they round-trip), "dataset", "checksum" (CRC-32 of the data section,
+ * 8 hex digits) and "version" (DN_VERSION); these are the standard keys.
+ * Checkpoints add more tensors (e.g. "optim.square_avg"), saved after the
+ * parameters as 1-D tensors, and metadata (e.g. "train.epoch") through
+ * dn_file_extras. tools/torch_safetensors.py reads and writes the same
+ * files on the PyTorch side. */
 
 #define DN_FILE_MAX_TENSORS 8
 #define DN_FILE_MAX_META 32
@@ -285,18 +310,31 @@ typedef struct dn_file_extras {
 
 /* Writes m (and extras, may be NULL) to path atomically: a temporary file
  * in the same directory, fsync, rename. An existing file at path is left
- * untouched on any failure. */
+ * untouched on any failure. DN_ERR_ARG, before anything is written, for
+ * extras that collide with a parameter name or a standard key, repeat a
+ * name, or are not UTF-8, and for a model whose file would not load back
+ * (non-finite mean, std <= 0, empty dataset); DN_ERR_IO naming path and
+ * the system's reason when the file cannot be written. */
 dn_status dn_model_save(const dn_model *m, const char *path,
                         const dn_file_extras *extras, dn_error *err);
 
 /* Reads a model file written by dn_model_save or by PyTorch (through
  * tools/torch_safetensors.py). Without "arch" metadata the default spec is
- * assumed; without mean/std, MNIST's. Every parameter tensor must be
- * present with dtype F32 and the shape the spec implies. If extras is not
- * NULL, other F32 tensors and all metadata except the standard keys are
- * returned in it (free with dn_file_extras_free); otherwise they are
- * ignored. A malformed or hostile file is refused with a one-line error;
- * returns NULL then. */
+ * assumed; without "input", 1x28x28; without mean/std, MNIST's; without
+ * "dataset", "mnist"; without "checksum", no check. Every parameter tensor
+ * must be present with the shape the spec implies. If extras is not NULL
+ * it is overwritten (zeroed first; free earlier contents before): the
+ * other tensors (at most DN_FILE_MAX_TENSORS, flattened) and all metadata
+ * except the standard keys are returned in it (free with
+ * dn_file_extras_free); otherwise they are ignored.
+ * The file is untrusted: it must be a regular file of at most 1 GiB with a
+ * header of at most 100 MB of valid JSON; every tensor F32 with a
+ * non-negative shape whose size matches its data_offsets; the tensors must
+ * tile the data section exactly (no overlap, no hole, nothing after); the
+ * checksum, if present, must match. Anything else is refused with a
+ * one-line error that starts with path (DN_ERR_IO, DN_ERR_FORMAT or
+ * DN_ERR_SHAPE; a bad "arch" passes dn_model_new's message on) and NULL is
+ * returned, with extras left zeroed. */
 dn_model *dn_model_load(const char *path, dn_file_extras *extras,
                         dn_error *err);
 
@@ -572,6 +610,7 @@ typedef struct dn_prep_info {
     int box_w, box_h;
     float scale;            /* input pixels -> network pixels */
     int off_x, off_y;       /* where the scaled box went in the 28 x 28 */
+    float stroke;           /* estimated stroke width in network pixels */
 } dn_prep_info;
 
 /* LeCun's recipe for MNIST, applied to any photo or drawing of one digit:
@@ -579,8 +618,9 @@ typedef struct dn_prep_info {
  * ink is white on black; faint differences from the background dropped as
  * noise; cropped to the ink's bounding box; scaled to fit DN_IMAGE_BOX
  * keeping the aspect ratio (area averaging when shrinking, bilinear when
- * enlarging); pasted into DN_IMAGE_SIDE square with the centre of mass on
- * pixel (14, 14), rounded to whole pixels as MNIST was. Writes out
+ * enlarging); hairlines from a thin pen thickened to MNIST's strokes;
+ * pasted into DN_IMAGE_SIDE square with the centre of mass on pixel
+ * (14, 14), rounded to whole pixels as MNIST was. Writes out
  * (28, 28) in 0..1 with ink 1, not normalised; info may be NULL. An image
  * without ink fails with DN_ERR_FORMAT "no digit found". */
 dn_status dn_image_preprocess(const dn_image *img, float *out,

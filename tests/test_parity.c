@@ -3,7 +3,9 @@
  * lecture's CNN_MNIST, on 8 real MNIST test images, from the values that
  * tools/make_fixtures.py stored in tests/fixtures/parity.bin (format
  * described there): log-probabilities, loss and every parameter gradient,
- * in eval mode and in one training pass with fixed Dropout2d masks.
+ * in eval mode and in one training pass with fixed Dropout2d masks; and
+ * single layers on odd shapes (F.conv2d k5 p2 s2 on 7x9, F.max_pool2d on
+ * inputs full of ties and a few NaNs).
  *
  * Tolerances (float32 on both sides, different summation orders):
  *   forward values   |a - b| <= 1e-5 * max(|b|, 1)
@@ -16,6 +18,8 @@
  * full of zeros cannot pass.
  */
 #include "test.h"
+
+#include "layers/layers.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -46,7 +50,8 @@ static fixture fx;
 
 static size_t type_size(const char *t)
 {
-    return !strcmp(t, "u8") ? 1 : !strcmp(t, "f32") ? 4 : !strcmp(t, "f64") ? 8 : 0;
+    return !strcmp(t, "u8") ? 1 : !strcmp(t, "i32") || !strcmp(t, "f32") ? 4
+                                 : !strcmp(t, "f64") ? 8 : 0;
 }
 
 static int load_fixture(void **state)
@@ -118,6 +123,11 @@ static float *get_f32(const char *name, size_t count)
     return v;
 }
 
+static void get_i32(const char *name, int32_t *out, size_t count)
+{
+    memcpy(out, find(name, "i32", count)->data, count * sizeof *out);
+}
+
 static double get_f64(const char *name)
 {
     double v;
@@ -134,15 +144,20 @@ static double worst_fwd_abs, worst_fwd_rel, worst_grad_abs, worst_grad_rel;
 
 static void check_forward(const char *what, const float *a, const float *b, size_t n)
 {
-    double maxb = 0.0;
+    double maxb = 0.0, max_abs = 0.0, max_rel = 0.0;
     for (size_t i = 0; i < n; i++) {
         double d = fabs((double)a[i] - b[i]), scale = fmax(fabs(b[i]), 1.0);
         maxb = fmax(maxb, fabs(b[i]));
-        worst_fwd_abs = fmax(worst_fwd_abs, d);
-        worst_fwd_rel = fmax(worst_fwd_rel, d / scale);
+        max_abs = fmax(max_abs, d);
+        max_rel = fmax(max_rel, d / scale);
         if (!(d <= 1e-5 * scale))
             fail_msg("%s[%zu]: %.9g vs PyTorch %.9g (diff %.3g)", what, i, a[i], b[i], d);
     }
+    worst_fwd_abs = fmax(worst_fwd_abs, max_abs);
+    worst_fwd_rel = fmax(worst_fwd_rel, max_rel);
+    if (getenv("DN_TEST_VERBOSE"))
+        printf("  %-32s max |diff| %.3g, max |diff|/max(|ref|,1) %.3g\n", what, max_abs,
+               max_rel);
     if (!(maxb > 1e-3))
         fail_msg("%s: the reference is all (near) zero", what);
 }
@@ -158,14 +173,22 @@ static void check_grad(const char *what, const float *a, const float *b, size_t 
     if (!(maxb > 1e-6) || nonzero < n / 10)
         fail_msg("%s: the reference gradient is trivial (max %g, %zu of %zu non-zero)", what,
                  maxb, nonzero, n);
+    double max_abs = 0.0, max_rel = 0.0, max_pure = 0.0;
     for (size_t i = 0; i < n; i++) {
         double d = fabs((double)a[i] - b[i]), scale = fmax(fabs(b[i]), 1e-2 * maxb);
-        worst_grad_abs = fmax(worst_grad_abs, d);
-        worst_grad_rel = fmax(worst_grad_rel, d / scale);
+        max_abs = fmax(max_abs, d);
+        max_rel = fmax(max_rel, d / scale);
+        if (b[i] != 0.0f)
+            max_pure = fmax(max_pure, d / fabs(b[i]));
         if (!(d <= 1e-4 * scale))
             fail_msg("%s[%zu]: %.9g vs PyTorch %.9g (diff %.3g, tensor max %.3g)", what, i,
                      a[i], b[i], d, maxb);
     }
+    worst_grad_abs = fmax(worst_grad_abs, max_abs);
+    worst_grad_rel = fmax(worst_grad_rel, max_rel);
+    if (getenv("DN_TEST_VERBOSE"))
+        printf("  %-32s max |diff| %.3g (tensor max %.3g), rel %.3g (plain rel %.3g)\n",
+               what, max_abs, maxb, max_rel, max_pure);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -338,6 +361,83 @@ static void test_train_fixed_mask_default_path(void **state)
     run_case("train", 0);
 }
 
+/* F.conv2d on an odd shape: 3 -> 5 channels, 7x9, k5 p2 s2. */
+static void test_conv_layer(void **state)
+{
+    (void)state;
+    int32_t cf[8];
+    get_i32("conv.config", cf, 8);
+    int B = cf[0], C = cf[1], H = cf[2], W = cf[3], O = cf[4], k = cf[5], pad = cf[6],
+        stride = cf[7];
+    assert_true(k == 5 && pad == 2 && stride == 2 && C == 3 && O == 5 && H != W);
+    int OH = dn_window_out(H, k, pad, stride), OW = dn_window_out(W, k, pad, stride);
+    size_t n_in = (size_t)B * C * H * W, n_w = (size_t)O * C * k * k,
+           n_out = (size_t)B * O * OH * OW;
+    float *x = get_f32("conv.input", n_in), *wt = get_f32("conv.weight", n_w),
+          *b = get_f32("conv.bias", (size_t)O), *dout = get_f32("conv.dout", n_out);
+    float *out = calloc(n_out, 4), *dinp = calloc(n_in, 4), *dw = calloc(n_w, 4),
+          *db = calloc((size_t)O, 4);
+    assert_true(out && dinp && dw && db);
+    dn_conv2d_forward(out, x, wt, b, B, C, H, W, O, k, pad, stride);
+    dn_conv2d_backward(dinp, dw, db, dout, x, wt, B, C, H, W, O, k, pad, stride);
+    static const char *const names[4] = {"conv.out", "conv.dinp", "conv.dweight", "conv.dbias"};
+    float *mine[4] = {out, dinp, dw, db};
+    size_t lens[4] = {n_out, n_in, n_w, (size_t)O};
+    for (int i = 0; i < 4; i++) {
+        float *ref = get_f32(names[i], lens[i]);
+        if (i == 0)
+            check_forward(names[i], mine[i], ref, lens[i]);
+        else
+            check_grad(names[i], mine[i], ref, lens[i]);
+        free(ref);
+    }
+    free(x), free(wt), free(b), free(dout), free(out), free(dinp), free(dw), free(db);
+}
+
+/* F.max_pool2d on small integers (many ties, NaNs in pool3): the same
+ * maxima and the gradient routed to the same places. */
+static void test_maxpool_ties(void **state)
+{
+    (void)state;
+    for (int c = 1; c <= 3; c++) {
+        char name[32];
+        int32_t cf[7];
+        snprintf(name, sizeof name, "pool%d.config", c);
+        get_i32(name, cf, 7);
+        int B = cf[0], C = cf[1], H = cf[2], W = cf[3], k = cf[4], pad = cf[5], stride = cf[6];
+        int OH = dn_window_out(H, k, pad, stride), OW = dn_window_out(W, k, pad, stride);
+        size_t n_in = (size_t)B * C * H * W, n_out = (size_t)B * C * OH * OW;
+        snprintf(name, sizeof name, "pool%d.input", c);
+        float *x = get_f32(name, n_in);
+        snprintf(name, sizeof name, "pool%d.dout", c);
+        float *dout = get_f32(name, n_out);
+        snprintf(name, sizeof name, "pool%d.out", c);
+        float *ref_out = get_f32(name, n_out);
+        snprintf(name, sizeof name, "pool%d.dinp", c);
+        float *ref_dinp = get_f32(name, n_in);
+        float *out = calloc(n_out, 4), *dinp = calloc(n_in, 4);
+        int32_t *arg = calloc(n_out, sizeof *arg);
+        assert_true(out && dinp && arg);
+        dn_maxpool_forward(out, arg, x, B, C, H, W, k, pad, stride);
+        dn_maxpool_backward(dinp, dout, arg, B, C, H, W, OH, OW);
+        size_t nans = 0, ties = 0;
+        for (size_t i = 0; i < n_out; i++) {
+            nans += isnan(ref_out[i]);
+            if (!(out[i] == ref_out[i] || (isnan(out[i]) && isnan(ref_out[i]))))
+                fail_msg("pool%d out[%zu]: %g vs PyTorch %g", c, i, out[i], ref_out[i]);
+        }
+        for (size_t i = 0; i < n_in; i++) {
+            ties += x[i] == 2.0f; /* the largest value, met in most windows */
+            if (!(fabs(dinp[i] - ref_dinp[i]) <= 1e-6))
+                fail_msg("pool%d dinp[%zu]: %g vs PyTorch %g (ties go to the first max)", c, i,
+                         dinp[i], ref_dinp[i]);
+        }
+        assert_true(ties > n_in / 5);
+        assert_true(c < 3 || nans > 0);
+        free(x), free(dout), free(ref_out), free(ref_dinp), free(out), free(dinp), free(arg);
+    }
+}
+
 /* The fixture itself is PyTorch's and the model's: the eval loss of an
  * untrained net is near ln 10 and the gradients differ between cases. */
 static void test_fixture_sane(void **state)
@@ -365,6 +465,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fixture_sane),
         cmocka_unit_test(test_input_normalisation),
+        cmocka_unit_test(test_conv_layer),
+        cmocka_unit_test(test_maxpool_ties),
         cmocka_unit_test(test_eval_reference),
         cmocka_unit_test(test_train_fixed_mask_reference),
         cmocka_unit_test(test_eval_default_path),

@@ -14,7 +14,7 @@ Usage (Debian's python3 with python3-torch, not a pyenv one):
 File format (little-endian), chosen so that the C loader is a few lines:
     "dnfixture 1\n"
     then sections, each an ASCII header line "<name> <type> <count>\n"
-    followed by count raw elements of <type> (u8, f32 or f64),
+    followed by count raw elements of <type> (u8, i32, f32 or f64),
     and finally the line "end\n".
 Sections:
     norm            f32 2       mean, std used to normalise
@@ -28,6 +28,15 @@ Sections:
     eval.act.<name> f32 ...     eval intermediates: conv2 (before ReLU), fc1
     train.mask.drop1 f32 B*8    Dropout2d scale (0 or 1/(1-p)) of the first
     train.mask.drop2 f32 B*16   and second dropout, per sample and channel
+Single layers on odd shapes, each checked against its PyTorch function:
+    conv.config     i32 8       B, C, H, W, O, k, pad, stride
+    conv.{input,weight,bias,dout}       F.conv2d inputs and upstream grad
+    conv.{out,dinp,dweight,dbias}       its output and gradients
+    pool<i>.config  i32 7       B, C, H, W, k, pad, stride  (i = 1, 2, 3)
+    pool<i>.{input,dout,out,dinp}       F.max_pool2d on small integers, so
+                                        that windows hold many ties (and
+                                        pool3 a few NaNs): dinp shows where
+                                        PyTorch routes each gradient
 """
 import argparse
 import os
@@ -99,7 +108,7 @@ class Writer:
         self.f.write(b'dnfixture 1\n')
 
     def put(self, name, array, kind):
-        dtype = {'u8': '<u1', 'f32': '<f4', 'f64': '<f8'}[kind]
+        dtype = {'u8': '<u1', 'i32': '<i4', 'f32': '<f4', 'f64': '<f8'}[kind]
         a = np.ascontiguousarray(np.asarray(array).astype(dtype)).reshape(-1)
         self.f.write(('%s %s %d\n' % (name, kind, a.size)).encode())
         self.f.write(a.tobytes())
@@ -111,6 +120,44 @@ class Writer:
 
 def grads_of(model):
     return {k: p.grad.detach().clone() for k, p in model.named_parameters()}
+
+
+def layer_cases(w):
+    gen = torch.Generator().manual_seed(SEED + 2)
+
+    def uniform(*shape):
+        return torch.rand(*shape, generator=gen) * 2 - 1
+
+    B, C, H, W, O, k, pad, stride = 2, 3, 7, 9, 5, 5, 2, 2
+    x = uniform(B, C, H, W).requires_grad_()
+    wt = uniform(O, C, k, k).requires_grad_()
+    b = uniform(O).requires_grad_()
+    out = F.conv2d(x, wt, b, stride=stride, padding=pad)
+    dout = uniform(*out.shape)
+    out.backward(dout)
+    w.put('conv.config', [B, C, H, W, O, k, pad, stride], 'i32')
+    for name, t in (('input', x), ('weight', wt), ('bias', b)):
+        w.put('conv.' + name, t.detach().numpy(), 'f32')
+    w.put('conv.dout', dout.numpy(), 'f32')
+    w.put('conv.out', out.detach().numpy(), 'f32')
+    for name, t in (('dinp', x), ('dweight', wt), ('dbias', b)):
+        w.put('conv.' + name, t.grad.numpy(), 'f32')
+
+    for i, (k, pad, stride, nans) in enumerate(((2, 0, 2, 0), (3, 1, 2, 0), (3, 1, 1, 3)), 1):
+        B, C, H, W = 2, 3, 7, 9
+        x = torch.randint(0, 3, (B, C, H, W), generator=gen).float()
+        for j in range(nans):
+            x.view(-1)[int(torch.randint(0, x.numel(), (1,), generator=gen))] = float('nan')
+        x.requires_grad_()
+        out = F.max_pool2d(x, kernel_size=k, stride=stride, padding=pad)
+        dout = uniform(*out.shape)
+        out.backward(dout)
+        tag = 'pool%d.' % i
+        w.put(tag + 'config', [B, C, H, W, k, pad, stride], 'i32')
+        w.put(tag + 'input', x.detach().numpy(), 'f32')
+        w.put(tag + 'dout', dout.numpy(), 'f32')
+        w.put(tag + 'out', out.detach().numpy(), 'f32')
+        w.put(tag + 'dinp', x.grad.numpy(), 'f32')
 
 
 def main():
@@ -178,6 +225,7 @@ def main():
     w.put('train.loss', [loss.item()], 'f64')
     for k, g in grads_of(model).items():
         w.put('train.grad.' + k, g.numpy(), 'f32')
+    layer_cases(w)
     w.close()
     print('%s: %d bytes; eval loss %.6f, train loss %.6f, torch %s'
           % (args.out, os.path.getsize(args.out), eval_loss, loss.item(),

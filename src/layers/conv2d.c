@@ -36,6 +36,31 @@ static inline size_t first_input(int iy, int W, int lo, int kx, int pad,
     return (size_t)iy * W + (size_t)(lo * stride + kx - pad);
 }
 
+/* y[j] += a * x[j * stride]; stride 1 gets its own loop so that the
+ * compiler vectorises the common case. */
+static inline void axpy(float *restrict y, float a, const float *restrict x, int n,
+                        int stride)
+{
+    if (stride == 1)
+        for (int j = 0; j < n; j++)
+            y[j] += a * x[j];
+    else
+        for (int j = 0; j < n; j++)
+            y[j] += a * x[j * stride];
+}
+
+/* y[j * stride] += a * x[j]. */
+static inline void axpy_scatter(float *restrict y, float a, const float *restrict x, int n,
+                                int stride)
+{
+    if (stride == 1)
+        for (int j = 0; j < n; j++)
+            y[j] += a * x[j];
+    else
+        for (int j = 0; j < n; j++)
+            y[j * stride] += a * x[j];
+}
+
 void dn_conv2d_forward(float *out, const float *inp, const float *weight,
                        const float *bias, int B, int C, int H, int W, int O,
                        int k, int pad, int stride)
@@ -64,8 +89,7 @@ void dn_conv2d_forward(float *out, const float *inp, const float *weight,
                                 continue;
                             float *orow = outp + (size_t)oy * OW + lo;
                             const float *irow = inc + first_input(iy, W, lo, kx, pad, stride);
-                            for (int j = 0; j < hi - lo; j++)
-                                orow[j] += wv * irow[j * stride];
+                            axpy(orow, wv, irow, hi - lo, stride);
                         }
                     }
                 }
@@ -117,11 +141,8 @@ void dn_conv2d_backward(float *dinp, float *dweight, float *dbias,
                             const float *irow = inc + ioff;
                             for (int j = 0; j < hi - lo; j++)
                                 acc += (double)drow[j] * irow[j * stride];
-                            if (dinc) {
-                                float *dirow = dinc + ioff;
-                                for (int j = 0; j < hi - lo; j++)
-                                    dirow[j * stride] += wv * drow[j];
-                            }
+                            if (dinc)
+                                axpy_scatter(dinc + ioff, wv, drow, hi - lo, stride);
                         }
                         dwc[ky * k + kx] += (float)acc;
                     }
