@@ -26,34 +26,52 @@ TSUP    := $(sort $(wildcard tests/support/*.c))
 BENCH   := $(sort $(wildcard bench/*.c))
 
 B       := build
+
+# Quiet build lines ("CC src/idx.c"); V=1 shows the full commands.
+ifeq ($(V),1)
+Q :=
+say = @true
+else
+Q := @
+say = @printf '  %-4s %s\n'
+endif
 OBJ     := $(SRC:%.c=$(B)/obj/%.o)
 CLIOBJ  := $(CLI:%.c=$(B)/obj/%.o)
 TSUPOBJ := $(TSUP:%.c=$(B)/obj/%.o)
 TESTBIN := $(TESTS:tests/%.c=$(B)/tests/%)
 
-.PHONY: all test test-only demo bench clean deps data distclean
+.PHONY: all test test-only demo bench bench-bin clean deps data distclean
 .DEFAULT_GOAL := all
+# Keep object files that only tests use (make would delete them as intermediates).
+.SECONDARY:
 
 all: digitnet
 
 $(B)/obj/%.o: %.c include/digitnet.h $(wildcard src/*.h src/*/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
+	$(say) CC $<
+	$(Q)$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
+
+# The fast kernels pass 64-byte vectors between inline functions only.
+$(B)/obj/src/fast/%.o: override CFLAGS += -Wno-psabi
 
 $(B)/libdigitnet.a: $(OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	$(say) AR $@
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(B)/digitnet: $(CLIOBJ) $(B)/libdigitnet.a
-	$(CC) $(CFLAGS) -o $@ $(CLIOBJ) $(B)/libdigitnet.a $(LDFLAGS) $(LDLIBS)
+	$(say) LD $@
+	$(Q)$(CC) $(CFLAGS) -o $@ $(CLIOBJ) $(B)/libdigitnet.a $(LDFLAGS) $(LDLIBS)
 
 # The command users run sits at the top of the checkout.
 digitnet: $(B)/digitnet
-	cp $< $@
+	$(Q)cp $< $@
 
 $(B)/tests/%: tests/%.c $(TSUPOBJ) $(B)/libdigitnet.a tests/support/test.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Itests/support $(PKG_CFLAGS) $(CFLAGS) -o $@ $< $(TSUPOBJ) $(B)/libdigitnet.a $(LDFLAGS) $(LDLIBS) $(TEST_LIBS)
+	$(say) LD $@
+	$(Q)$(CC) $(CPPFLAGS) -Itests/support $(PKG_CFLAGS) $(CFLAGS) -o $@ $< $(TSUPOBJ) $(B)/libdigitnet.a $(LDFLAGS) $(LDLIBS) $(TEST_LIBS)
 
 # Set-up that the two README commands do by themselves.
 deps:
@@ -76,7 +94,16 @@ test-only: $(B)/digitnet $(TESTBIN)
 demo: deps data digitnet
 	@scripts/demo
 
-bench: deps data digitnet
+# scripts/bench builds its own -O3 copy (B=build/bench) with bench-bin.
+BENCHBIN := $(BENCH:bench/%.c=$(B)/bench/%)
+
+$(B)/bench/%: bench/%.c $(B)/libdigitnet.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -o $@ $< $(B)/libdigitnet.a $(LDFLAGS) $(LDLIBS)
+
+bench-bin: $(B)/digitnet $(BENCHBIN)
+
+bench: deps data
 	@scripts/bench
 
 clean:
