@@ -99,7 +99,8 @@ BENCHBIN := $(BENCH:bench/%.c=$(B)/bench/%)
 
 $(B)/bench/%: bench/%.c $(B)/libdigitnet.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -o $@ $< $(B)/libdigitnet.a $(LDFLAGS) $(LDLIBS)
+	$(say) LD $@
+	$(Q)$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -o $@ $< $(B)/libdigitnet.a $(LDFLAGS) $(LDLIBS)
 
 bench-bin: $(B)/digitnet $(BENCHBIN)
 

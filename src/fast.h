@@ -28,4 +28,31 @@ int dn_fast_forward(const dn_model *m, dn_work *w, const float *x, int B,
 int dn_fast_backward(const dn_model *m, dn_work *w, const uint8_t *labels,
                      int B, float scale, float *grads);
 
+/* 1 if m is the architecture the fast kernels handle (the lecture's
+ * CNN_MNIST, any dropout probability), else 0. */
+int dn_fast_supports(const dn_model *m);
+
+/* Instruction sets of the fast kernels: portable C (GNU vector extensions,
+ * whatever the compiler's baseline target is), AVX2+FMA, AVX-512. */
+enum {
+    DN_FAST_ISA_C = 0,
+    DN_FAST_ISA_AVX2 = 1,
+    DN_FAST_ISA_AVX512 = 2
+};
+/* The best instruction set this machine runs; -1 when the fast kernels
+ * were not built (a compiler without GNU vector extensions). */
+int dn_fast_best_isa(void);
+/* "c", "avx2", "avx512"; "none" for anything else. */
+const char *dn_fast_isa_name(int isa);
+
+/* For tests and benchmarks. Both take effect from the next forward pass
+ * and may allocate the work's fast state (they return -1 if that fails).
+ * dn_fast_set_isa forces an instruction set on this work (-1: the best
+ * one) and returns the one in effect, which is the best one when the
+ * machine lacks the requested set. dn_fast_set_sparse(w, 0) makes the
+ * fast kernels compute every channel and multiply dropped ones by 0,
+ * instead of skipping them (1, the default); results are equal. */
+int dn_fast_set_isa(dn_work *w, int isa);
+int dn_fast_set_sparse(dn_work *w, int on);
+
 #endif

@@ -121,13 +121,16 @@ static dn_status pool_start(pool *p, int n, dn_error *err)
     }
     for (int i = 1; i < n; i++) {
         pool_arg *a = malloc(sizeof *a);
+        if (a) {
+            a->p = p;
+            a->tid = i;
+        }
+        /* The worker owns and frees a once it runs. */
         if (!a || pthread_create(&p->threads[i - 1], NULL, pool_worker, a) != 0) {
             free(a);
             pool_stop(p);
             return dn_fail(err, DN_ERR_NOMEM, "cannot start thread %d of %d", i + 1, n);
         }
-        a->p = p;
-        a->tid = i;
         p->started++;
     }
     return DN_OK;
@@ -913,6 +916,10 @@ dn_status dn_train(dn_model *m, const dn_dataset *train, const dn_dataset *test,
             break;
         }
     }
+    /* Zero epochs still leave a model file (the initial weights) that a
+     * later run can resume. */
+    if (!st && !resume && cfg->epochs == 0 && cfg->checkpoint)
+        st = save_checkpoint(m, cfg, t.recipe, &t.optim, &pos, n_train, t.extras, err);
     trainer_free(&t);
     return st;
 }

@@ -1,0 +1,54 @@
+/*
+ * inputs.h - what predict, show and report share: the model with a hint
+ * when there is none, and inputs (image files, directories of them, MNIST
+ * test images) turned into the 28 x 28 the network sees.
+ */
+#ifndef DN_CLI_INPUTS_H
+#define DN_CLI_INPUTS_H
+
+#include "cli.h"
+
+/* Loads the model at cli_model_path(explicit_path). On failure prints one
+ * error line (with a hint to run `digitnet train` when the file does not
+ * exist) and returns NULL. Refuses models whose input is not 1x28x28. */
+dn_model *cli_load_model(const char *explicit_path);
+
+typedef struct cli_input {
+    char name[512];         /* the file, or "mnist test #N" */
+    long index;             /* MNIST test index, or -1 */
+    int label;              /* true class, or -1 if unknown */
+    int prepped;            /* prep holds what preprocessing found */
+    dn_prep_info prep;
+    float raw[DN_IMAGE_SIDE * DN_IMAGE_SIDE]; /* (28, 28) 0..1, ink 1 */
+} cli_input;
+
+/* Decodes path and preprocesses it (MNIST-style, or only resized when raw
+ * is set). Returns DN_OK or fills err. */
+dn_status cli_input_image(cli_input *in, const char *path, int raw, dn_error *err);
+/* Test image `index` of ds. Returns DN_OK or fills err (out of range). */
+dn_status cli_input_mnist(cli_input *in, const dn_dataset *ds, long index, dn_error *err);
+
+/* The image files of dir (by extension: png jpg jpeg bmp gif pgm ppm pnm
+ * tga), sorted by name, as malloc'd "dir/name" paths. */
+dn_status cli_list_images(const char *dir, char ***paths, size_t *n, dn_error *err);
+void cli_free_list(char **paths, size_t n);
+
+/* Appends the numbers of a comma list such as "0,1,2" to *v (grown with
+ * realloc) checking each is in [0, max]. Returns 0, or -1 on a bad list. */
+int cli_parse_index_list(const char *s, long max, long **v, size_t *n);
+
+/* mkdir -p: creates dir and its parents. Returns 0, or -1 with errno. */
+int cli_make_dirs(const char *dir);
+
+/* Index of the largest of n values (the first on ties). */
+int cli_argmax(const float *v, int n);
+
+/* The label of class c for output: "7" for digits, "7 Sneaker" for
+ * Fashion-MNIST. */
+const char *cli_class_label(const dn_model *m, int c, char *buf, size_t size);
+
+/* Runs the model on one input (normalised with the model's mean and std)
+ * and returns its log-probabilities (classes values in w), or NULL. */
+const float *cli_forward_one(const dn_model *m, dn_work *w, const cli_input *in);
+
+#endif
