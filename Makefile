@@ -47,7 +47,7 @@ TESTBIN := $(TESTS:tests/%.c=$(B)/tests/%)
 
 all: digitnet
 
-$(B)/obj/%.o: %.c include/digitnet.h $(wildcard src/*.h src/*/*.h)
+$(B)/obj/%.o: %.c include/digitnet.h $(wildcard src/*.h src/*/*.h cli/*.h)
 	@mkdir -p $(dir $@)
 	$(say) CC $<
 	$(Q)$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@

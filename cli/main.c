@@ -32,7 +32,9 @@ static void usage(FILE *f)
                "  digitnet train --epochs 14 --out digitnet.safetensors\n"
                "  digitnet eval --model digitnet.safetensors\n"
                "  digitnet predict --model digitnet.safetensors my-digit.png\n"
-               "  digitnet show --model digitnet.safetensors --mnist-index 0 --out out/show\n");
+               "  digitnet show --model digitnet.safetensors --mnist-index 0 --out out/show\n"
+               "  digitnet report --metrics digitnet.safetensors.metrics.jsonl \\\n"
+               "      --model digitnet.safetensors --out out/report\n");
 }
 
 int main(int argc, char **argv)
