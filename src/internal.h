@@ -24,6 +24,14 @@ float *dn_alloc_floats(size_t n);
 void *dn_alloc_bytes(size_t n);
 void dn_free(void *p);
 
+/* Writes the concatenation of nparts buffers to path atomically (temporary
+ * file in the same directory, fsync, rename, fsync of the directory). The
+ * file keeps the mode of the one it replaces (0644 for a new one). On any
+ * failure the temporary file is removed and an existing file at path is
+ * left untouched. */
+dn_status dn_write_atomic_parts(const char *path, const void *const *parts,
+                                const size_t *sizes, int nparts, dn_error *err);
+
 /* a * b into *out; returns 0 on overflow. */
 static inline int dn_mul_size(size_t a, size_t b, size_t *out)
 {

@@ -223,93 +223,6 @@ static int json_set_str(json_t *obj, const char *key, const char *value)
     return s && json_object_set_new(obj, key, s) == 0;
 }
 
-static int write_all(int fd, const void *buf, size_t n)
-{
-    const uint8_t *p = buf;
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Writes the parts to path through a temporary file in the same directory
- * (so that rename is atomic), synced before the rename so that a crash
- * leaves either the old file or the complete new one. */
-static dn_status write_atomic(const char *path, const void *const *parts,
-                              const size_t *sizes, int nparts, dn_error *err)
-{
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    if (!tmp)
-        return dn_fail(err, DN_ERR_NOMEM, "%s: out of memory", path);
-    /* The ".tmp" suffix matches .gitignore should a crash leave one. */
-    snprintf(tmp, plen + 16, "%s.XXXXXX.tmp", path);
-    int fd = mkstemps(tmp, 4);
-    if (fd < 0) {
-        int e = errno;
-        free(tmp);
-        return dn_fail(err, DN_ERR_IO, "%s: cannot create a temporary file "
-                       "next to it: %s", path, strerror(e));
-    }
-    /* mkstemp makes the file 0600; a model is a plain shareable file. */
-    struct stat sb;
-    mode_t mode = stat(path, &sb) == 0 ? (sb.st_mode & 0777) : 0644;
-    (void)fchmod(fd, mode);
-
-    const char *what = "write";
-    for (int i = 0; i < nparts; i++)
-        if (sizes[i] && write_all(fd, parts[i], sizes[i]) != 0)
-            goto fail;
-    what = "sync";
-    if (fsync(fd) != 0)
-        goto fail;
-    what = "close";
-    if (close(fd) != 0) {
-        fd = -1;
-        goto fail;
-    }
-    fd = -1;
-    what = "rename the temporary file onto";
-    if (rename(tmp, path) != 0)
-        goto fail;
-    free(tmp);
-
-    /* Make the rename itself durable; a failure here loses nothing that
-     * the caller could act on, so it is not reported. */
-    char *dir = strdup(path);
-    if (dir) {
-        char *slash = strrchr(dir, '/');
-        if (!slash)
-            strcpy(dir, ".");
-        else if (slash == dir)
-            slash[1] = 0;
-        else
-            *slash = 0;
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            (void)fsync(dfd);
-            close(dfd);
-        }
-        free(dir);
-    }
-    return DN_OK;
-
-fail:;
-    int e = errno;
-    if (fd >= 0)
-        close(fd);
-    unlink(tmp);
-    free(tmp);
-    return dn_fail(err, DN_ERR_IO, "%s: cannot %s it: %s", path, what, strerror(e));
-}
-
 /* jansson refuses strings that are not UTF-8; asking it up front lets save
  * name the culprit instead of failing half-way through the header. */
 static int is_utf8(const char *s)
@@ -509,7 +422,7 @@ dn_status dn_model_save(const dn_model *m, const char *path,
 
     const void *parts[2] = {hdr, data};
     size_t sizes[2] = {8 + hlen, (size_t)total};
-    st = write_atomic(path, parts, sizes, 2, err);
+    st = dn_write_atomic_parts(path, parts, sizes, 2, err);
     goto done;
 
 nomem:

@@ -167,58 +167,6 @@ dn_status dn_grid_draw(const dn_grid *g, const float *maps, float lo, float hi, 
 /* Files                                                                    */
 /* ------------------------------------------------------------------------ */
 
-dn_status dn_file_write_atomic(const char *path, const void *data, size_t size, dn_error *err)
-{
-    if (!path || (!data && size))
-        return dn_fail(err, DN_ERR_ARG, "dn_file_write_atomic: NULL argument");
-    size_t len = strlen(path);
-    char *tmp = malloc(len + 16);
-    if (!tmp)
-        return dn_fail(err, DN_ERR_NOMEM, "%s: out of memory", path);
-    /* Same directory, so that rename() is atomic: a reader sees the old
-     * file or the new one, never a half-written one. */
-    memcpy(tmp, path, len);
-    memcpy(tmp + len, ".tmp.XXXXXX", 12);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        dn_status st = dn_fail(err, DN_ERR_IO, "%s: cannot create a temporary file: %s", path,
-                               strerror(errno));
-        free(tmp);
-        return st;
-    }
-    const char *p = data;
-    size_t done = 0;
-    const char *what = NULL;
-    while (done < size) {
-        ssize_t w = write(fd, p + done, size - done);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            what = "write";
-            break;
-        }
-        done += (size_t)w;
-    }
-    /* mkstemp makes the file private; pictures and pages are for reading. */
-    if (!what && fchmod(fd, 0644) != 0)
-        what = "chmod";
-    if (!what && fsync(fd) != 0)
-        what = "fsync";
-    if (close(fd) != 0 && !what)
-        what = "close";
-    if (!what && rename(tmp, path) != 0)
-        what = "rename";
-    if (what) {
-        int e = errno;
-        unlink(tmp);
-        free(tmp);
-        return dn_fail(err, DN_ERR_IO, "%s: %s failed: %s", path, what,
-                       e ? strerror(e) : "short write");
-    }
-    free(tmp);
-    return DN_OK;
-}
-
 typedef struct membuf {
     uint8_t *p;
     size_t len, cap;
