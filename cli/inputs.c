@@ -140,7 +140,8 @@ dn_status cli_list_images(const char *dir, char ***paths, size_t *n, dn_error *e
             st = fail(err, DN_ERR_NOMEM, "%s: out of memory listing images", dir);
             break;
         }
-        snprintf(v[len], sz, "%s/%s", dir, e->d_name);
+        size_t dl = strlen(dir);
+        snprintf(v[len], sz, "%s%s%s", dir, dl && dir[dl - 1] == '/' ? "" : "/", e->d_name);
         struct stat fs;
         if (stat(v[len], &fs) != 0 || !S_ISREG(fs.st_mode)) {
             free(v[len]);
