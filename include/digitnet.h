@@ -527,9 +527,12 @@ void dn_train_defaults(dn_train_config *c);
  * dn_train_config_from_checkpoint; epochs, threads, checkpoint and the
  * callback may differ). The checkpoint (cfg->checkpoint) is written with
  * dn_model_save after every epoch and, when the callback asks to stop,
- * after the current batch (resumable mid-epoch); then DN_ERR_INTERRUPTED
- * is returned. A non-finite loss stops with DN_ERR_NUMERIC naming the epoch
- * and batch, leaving the last checkpoint as it was. */
+ * after the current batch (resumable mid-epoch; a stop asked for on an
+ * epoch's last batch is taken after that epoch's evaluation); then
+ * DN_ERR_INTERRUPTED is returned. A fresh run of 0 epochs writes the
+ * initial weights as a checkpoint. A non-finite loss stops with
+ * DN_ERR_NUMERIC naming the epoch and batch, leaving the last checkpoint as
+ * it was. */
 dn_status dn_train(dn_model *m, const dn_dataset *train,
                    const dn_dataset *test, const dn_train_config *cfg,
                    const dn_file_extras *resume, dn_error *err);

@@ -135,7 +135,6 @@ static size_t layout(dn_fast_state *s, char *base, size_t mb)
     d->dw1v = carve(&at, C1 * 9 * 16, sizeof(float));
     d->db1v = carve(&at, C1 * 16, sizeof(float));
     d->db2v = carve(&at, C2 * 16, sizeof(float));
-    d->wflip = carve(&at, C2 * C1 * 25, sizeof(float));
     return (size_t)(at - base);
 }
 
@@ -270,7 +269,7 @@ int dn_fast_forward(const dn_model *m, dn_work *w, const float *x, int B,
                     dn_mode mode, const uint64_t *sample_keys)
 {
 #if defined(DN_FAST_KERNELS)
-    if (!DN_FAST_ENABLED || !dn_fast_supports(m) || B < 1 || B > dn_work_max_batch(w))
+    if (!dn_fast_supports(m) || B < 1 || B > dn_work_max_batch(w))
         return 0;
     dn_fast_state *s = state_of(w);
     if (!s || s->isa < 0)

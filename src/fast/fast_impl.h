@@ -9,9 +9,11 @@
  *
  * Geometry. Vectors are 16 floats. A 14x14 map (conv2's input, and the
  * gradient of conv2's output) is kept as a zero-bordered "plane" of
- * PL_ROWS x PL_STRIDE floats with pixel (y, x) at [(y + 2) * PL_STRIDE +
- * x + 2], so that a 16-float load at any of the 5x5 taps stays inside it
- * and reads zeros outside the image: padding costs no test. The 28x28
+ * PL_ROWS x PL_STRIDE floats with pixel (y, x) at PL_AT(y, x), so that a
+ * 16-float load at any of the 5x5 taps stays inside it and reads zeros
+ * outside the image: padding costs no test. (Two zero rows would do for
+ * the convolutions; conv2's weight gradient slides a window of five
+ * gradient rows over the input and wants four.) The 28x28
  * input is kept the same way with a border of 1 (XP_ROWS x XP_STRIDE).
  * Borders are zeroed once at allocation and never written again.
  *
@@ -39,9 +41,10 @@
 #define XP_ROWS 30
 #define XP_STRIDE 36
 #define XP_SIZE (XP_ROWS * XP_STRIDE)   /* padded input, border 1 */
-#define PL_ROWS 18
+#define PL_ROWS 22
 #define PL_STRIDE 20
-#define PL_SIZE (PL_ROWS * PL_STRIDE)   /* padded 14x14 map, border 2 */
+#define PL_SIZE (PL_ROWS * PL_STRIDE)   /* padded 14x14 map */
+#define PL_AT(y, x) (((y) + 4) * PL_STRIDE + (x) + 2) /* rows -4..17, cols -2..17 */
 #define A2_SIZE (FC_IN + 16)            /* pool2 output + spill room */
 
 struct dn_fast_state {
@@ -71,7 +74,6 @@ struct dn_fast_state {
     float *dw1v;            // (C1, 9, 16) conv1 weight gradient, by lane
     float *db1v;            // (C1, 16)
     float *db2v;            // (C2, 16)
-    float *wflip;           // (C2, C1, 25) conv2 weights, taps reversed
     uint8_t touched[C2 * C1]; /* dw2v pair written in this backward */
     void *block;            /* the one allocation all of this lives in */
 };
@@ -103,11 +105,6 @@ typedef struct dn_fast_pass {
 #if defined(__x86_64__)
 #define DN_FAST_KERNELS_X86 1
 #endif
-#endif
-
-/* Off while the kernels are being written. */
-#ifndef DN_FAST_ENABLED
-#define DN_FAST_ENABLED 0
 #endif
 
 /* The passes, one set per instruction set (src/fast/kern_*.c, each the

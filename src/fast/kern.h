@@ -1,9 +1,10 @@
 /*
- * kern.h - the arithmetic of the fast kernels, written once with GNU C
- * vector extensions (16-float vectors) and compiled by kern_c.c,
- * kern_avx2.c and kern_avx512.c for their instruction sets. The includer
- * defines DN_KERN_ISA (0 C, 1 AVX2, 2 AVX-512) and DN_KERN_NAME(x), and
- * has selected the target. See fast_impl.h for the buffers' geometry.
+ * kern.h - the arithmetic of the fast kernels, written once on a 16-float
+ * vector (vec.h: one zmm register, two ymm or four xmm) and compiled by
+ * kern_c.c, kern_avx2.c and kern_avx512.c for their instruction sets. The
+ * includer defines DN_KERN_ISA (0 C, 1 AVX2, 2 AVX-512) and
+ * DN_KERN_NAME(x), and has selected the target. See fast_impl.h for the
+ * buffers' geometry.
  *
  * Per sample, forward:
  *   conv1 + ReLU + pool1 + dropout, fused, for the kept channels only,
@@ -23,6 +24,7 @@
 #include "fast/fast_impl.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 /* Vectors are passed by value only between static inline functions of one
@@ -30,15 +32,7 @@
  * Makefile also passes -Wno-psabi for GCC's one-time note). */
 #pragma GCC diagnostic ignored "-Wpsabi"
 
-typedef float v16 __attribute__((vector_size(64)));
-typedef float v8 __attribute__((vector_size(32)));
-typedef float v4 __attribute__((vector_size(16)));
-typedef int32_t vi16 __attribute__((vector_size(64)));
-typedef int32_t vi8 __attribute__((vector_size(32)));
-typedef uint8_t vb16 __attribute__((vector_size(16)));
-typedef uint8_t vb8 __attribute__((vector_size(8)));
-
-#define KI static inline __attribute__((always_inline))
+#include "fast/vec.h"
 
 /* Register blocking per instruction set: 32 zmm registers hold far more
  * accumulators than 16 ymm (a v16 is two of them) or 16 xmm (four). */
@@ -48,7 +42,7 @@ typedef uint8_t vb8 __attribute__((vector_size(8)));
 #define KY2 5   /* conv2 weight-gradient kernel rows per sweep */
 #define KY1 3   /* conv1 weight-gradient kernel rows per sweep */
 #define KJ 16   /* fc1 outputs per block */
-#define KV 4    /* fc1 input-gradient vectors per block */
+#define KV 8    /* fc1 input-gradient vectors per block */
 #elif DN_KERN_ISA == 1
 #define KB1 1
 #define KB2 2
@@ -65,105 +59,10 @@ typedef uint8_t vb8 __attribute__((vector_size(8)));
 #define KV 1
 #endif
 
-/* ------------------------------------------------------------------------ */
-/* Vector helpers                                                           */
-/* ------------------------------------------------------------------------ */
-
-KI v16 ld(const float *p)
-{
-    v16 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-KI void st(float *p, v16 v)
-{
-    memcpy(p, &v, sizeof v);
-}
-
-KI v16 splat(float x)
-{
-    return (v16){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x};
-}
-
-KI vi16 splati(int32_t x)
-{
-    return (vi16){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x};
-}
-
-/* m ? a : b lane by lane (m all ones or all zeros); bitwise, so a NaN in
- * a lane not chosen cannot leak. */
-KI v16 sel(vi16 m, v16 a, v16 b)
-{
-    return (v16)(((vi16)a & m) | ((vi16)b & ~m));
-}
-
-KI vi16 seli(vi16 m, vi16 a, vi16 b)
-{
-    return (a & m) | (b & ~m);
-}
-
-/* ReLU as the general kernel: x > 0 ? x : 0 (NaN and -0 give 0). */
-KI v16 relu(v16 x)
-{
-    return sel(x > splat(0.0f), x, splat(0.0f));
-}
-
-#if DN_KERN_ISA == 2
-KI v16 fma16(v16 a, v16 b, v16 c)
-{
-    return (v16)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
-}
-#elif DN_KERN_ISA == 1
-/* kern_avx2.c turns on contraction, so this is two vfmadd on ymm halves
- * (splitting by hand with shuffles makes GCC go through memory). */
-KI v16 fma16(v16 a, v16 b, v16 c)
-{
-    return a * b + c;
-}
-#else
-KI v16 fma16(v16 a, v16 b, v16 c)
-{
-    return a * b + c;
-}
-#endif
-
-/* Sum of the 16 lanes, always in the same tree order. */
-KI float hsum(v16 a)
-{
-    v8 s8 = __builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7) +
-            __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15);
-    v4 s4 = __builtin_shufflevector(s8, s8, 0, 1, 2, 3) +
-            __builtin_shufflevector(s8, s8, 4, 5, 6, 7);
-    return (s4[0] + s4[2]) + (s4[1] + s4[3]);
-}
-
-/* The first 7 lanes of v into dst[0..6]. */
-KI void st7(float *dst, v16 v)
-{
-#if DN_KERN_ISA == 2
-    _mm512_mask_storeu_ps(dst, (__mmask16)0x7f, (__m512)v);
-#else
-    float t[16];
-    st(t, v);
-    memcpy(dst, t, 7 * sizeof *t);
-#endif
-}
-
-/* Even and odd lanes of the 32 lanes (a, b). */
-#define EVENS(a, b) \
-    __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
-#define ODDS(a, b) \
-    __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31)
-/* Lanes 0..7 of v, each twice; lanes 8..15 of v, each twice. */
-#define TWICE_LO(v) __builtin_shufflevector(v, v, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7)
-#define TWICE_HI(v) \
-    __builtin_shufflevector(v, v, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15)
-
-static const vi16 k_parity = {0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1};
-static const vi16 k_first14 = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 0};
-static const vi16 k_first7 = {-1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0};
-static const vi16 k_bottom2 = {0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2};
+static const int32_t k_parity[16] = {0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1};
+static const int32_t k_first14[16] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 0};
+static const int32_t k_first7[16] = {-1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+static const int32_t k_bottom2[16] = {0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2};
 
 /* ------------------------------------------------------------------------ */
 /* Kept channels                                                            */
@@ -204,20 +103,19 @@ KI void pool1_epilogue(v16 r0lo, v16 r0hi, v16 r1lo, v16 r1hi, float scale, floa
                        uint8_t *code)
 {
     r0lo = relu(r0lo), r0hi = relu(r0hi), r1lo = relu(r1lo), r1hi = relu(r1hi);
-    v16 e0 = EVENS(r0lo, r0hi), o0 = ODDS(r0lo, r0hi);
-    v16 e1 = EVENS(r1lo, r1hi), o1 = ODDS(r1lo, r1hi);
-    vi16 t0 = o0 > e0, t1 = o1 > e1;
+    v16 e0 = evens(r0lo, r0hi), o0 = odds(r0lo, r0hi);
+    v16 e1 = evens(r1lo, r1hi), o1 = odds(r1lo, r1hi);
+    vi16 t0 = vgt(o0, e0), t1 = vgt(o1, e1);
     v16 top = sel(t0, o0, e0), bot = sel(t1, o1, e1);
-    vi16 ct = t0 & 1, cb = (t1 & 1) + 2;
-    vi16 tb = bot > top;
+    vi16 ct = vandi(t0, splati(1)), cb = vaddi(vandi(t1, splati(1)), splati(2));
+    vi16 tb = vgt(bot, top);
     v16 m = sel(tb, bot, top);
     vi16 c = seli(tb, cb, ct);
-    vi16 live = (m > splat(0.0f)) & k_first14;
-    m = sel(live, m, splat(0.0f)) * scale;
+    vi16 live = vandi(vgt(m, splat(0.0f)), ldi(k_first14));
+    m = vscale(sel(live, m, splat(0.0f)), scale);
     c = seli(live, c, splati(DN_AM_NONE));
     st(dst, m);
-    vb16 cc = __builtin_convertvector(c, vb16);
-    memcpy(code, &cc, 16);
+    codes_st(code, c, 16);
 }
 
 /* The same for two 16-wide conv2 rows (14 valid) into 7 pooled values and
@@ -226,21 +124,20 @@ KI void pool2_epilogue(v16 r0, v16 r1, float scale, float *dst, uint8_t *code)
 {
     r0 = relu(r0), r1 = relu(r1);
     /* Lanes 0..7: pairs of the top row; 8..15: of the bottom row. */
-    v16 e = EVENS(r0, r1), o = ODDS(r0, r1);
-    vi16 t = o > e;
+    v16 e = evens(r0, r1), o = odds(r0, r1);
+    vi16 t = vgt(o, e);
     v16 m = sel(t, o, e);
-    vi16 c = (t & 1) + k_bottom2;
-    v16 mb = __builtin_shufflevector(m, m, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
-    vi16 cb = __builtin_shufflevector(c, c, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
-    vi16 tb = mb > m;
+    vi16 c = vaddi(vandi(t, splati(1)), ldi(k_bottom2));
+    v16 mb = swap_halves(m);
+    vi16 cb = swap_halves_i(c);
+    vi16 tb = vgt(mb, m);
     m = sel(tb, mb, m);
     c = seli(tb, cb, c);
-    vi16 live = (m > splat(0.0f)) & k_first7;
-    m = sel(live, m, splat(0.0f)) * scale;
+    vi16 live = vandi(vgt(m, splat(0.0f)), ldi(k_first7));
+    m = vscale(sel(live, m, splat(0.0f)), scale);
     c = seli(live, c, splati(DN_AM_NONE));
     st7(dst, m);
-    vb16 cc = __builtin_convertvector(c, vb16);
-    memcpy(code, &cc, 8);
+    codes_st(code, c, 8);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -283,7 +180,7 @@ KI void conv1_block(const int N, const dn_fast_pass *p, const float *xp, const i
         }
         for (int o = 0; o < N; o++)
             pool1_epilogue(a[o][0], a[o][1], a[o][2], a[o][3], sc[k[o]],
-                           p1 + k[o] * PL_SIZE + (r + 2) * PL_STRIDE + 2,
+                           p1 + k[o] * PL_SIZE + PL_AT(r, 0),
                            am + (k[o] * 14 + r) * 16);
     }
 }
@@ -291,28 +188,28 @@ KI void conv1_block(const int N, const dn_fast_pass *p, const float *xp, const i
 /* A 5x5 convolution (pad 2) over 14x14 planes: output rows 2r and 2r+1 of
  * N output channels kout[0..N), summed over input channels kin[0..nin),
  * added into a0 and a1. The weight of (output o, input i, tap t) is
- * wb[o * wso + i * wsi + t]. Forward passes the weights as they are;
- * the input gradient passes them with the taps reversed and the two
- * strides swapped. */
+ * wb[o * wso + i * wsi + t], or of tap 24 - t with rev (a compile-time
+ * constant). Forward passes the weights as they are; the input gradient
+ * passes them reversed, with the two strides swapped. */
 KI void conv5_rows(const int N, v16 *a0, v16 *a1, const float *planes, const int *kin, int nin,
-                   const float *wb, int wso, int wsi, const int *kout, int r)
+                   const float *wb, int wso, int wsi, const int *kout, int r, const int rev)
 {
     for (int ii = 0; ii < nin; ii++) {
         const int i = kin[ii];
-        const float *pl = planes + i * PL_SIZE + 2 * r * PL_STRIDE;
+        const float *pl = planes + i * PL_SIZE + PL_AT(2 * r - 2, -2);
         const float *w[KB2];
         for (int o = 0; o < N; o++)
             w[o] = wb + kout[o] * wso + i * wsi;
-#pragma GCC unroll 6
-        for (int iy = 0; iy < 6; iy++) {
+        /* Each broadcast weight serves both rows. */
+#pragma GCC unroll 5
+        for (int ky = 0; ky < 5; ky++) {
 #pragma GCC unroll 5
             for (int kx = 0; kx < 5; kx++) {
-                v16 v = ld(pl + iy * PL_STRIDE + kx);
+                v16 v0 = ld(pl + ky * PL_STRIDE + kx), v1 = ld(pl + (ky + 1) * PL_STRIDE + kx);
                 for (int o = 0; o < N; o++) {
-                    if (iy < 5)
-                        a0[o] = fma16(v, splat(w[o][iy * 5 + kx]), a0[o]);
-                    if (iy > 0)
-                        a1[o] = fma16(v, splat(w[o][(iy - 1) * 5 + kx]), a1[o]);
+                    v16 ws = splat(w[o][rev ? 24 - (ky * 5 + kx) : ky * 5 + kx]);
+                    a0[o] = fma16(v0, ws, a0[o]);
+                    a1[o] = fma16(v1, ws, a1[o]);
                 }
             }
         }
@@ -328,7 +225,7 @@ KI void conv2_block(const int N, const dn_fast_pass *p, const float *p1, const i
         v16 a0[KB2], a1[KB2];
         for (int o = 0; o < N; o++)
             a0[o] = a1[o] = splat(p->b_c2[k2o[o]]);
-        conv5_rows(N, a0, a1, p1, k1, n1, p->w_c2, C1 * 25, 25, k2o, r);
+        conv5_rows(N, a0, a1, p1, k1, n1, p->w_c2, C1 * 25, 25, k2o, r, 0);
         for (int o = 0; o < N; o++)
             pool2_epilogue(a0[o], a1[o], sc[k2o[o]], a2 + k2o[o] * 49 + r * 7,
                            am + (k2o[o] * 7 + r) * 8);
@@ -338,13 +235,13 @@ KI void conv2_block(const int N, const dn_fast_pass *p, const float *p1, const i
 /* The input gradient of conv2 for N channels k1o[0..N) of pool1's output:
  * rows of dp1 (C1, 14, 16), lanes 14 and 15 meaningless. */
 KI void conv2_dx_block(const int N, const float *dy2, const int *k2, int n2,
-                       const float *wflip, const int *k1o, float *dp1)
+                       const float *w_c2, const int *k1o, float *dp1)
 {
     for (int r = 0; r < 7; r++) {
         v16 a0[KB2], a1[KB2];
         for (int o = 0; o < N; o++)
             a0[o] = a1[o] = splat(0.0f);
-        conv5_rows(N, a0, a1, dy2, k2, n2, wflip, 25, C1 * 25, k1o, r);
+        conv5_rows(N, a0, a1, dy2, k2, n2, w_c2, 25, C1 * 25, k1o, r, 1);
         for (int o = 0; o < N; o++) {
             st(dp1 + (k1o[o] * 14 + 2 * r) * 16, a0[o]);
             st(dp1 + (k1o[o] * 14 + 2 * r + 1) * 16, a1[o]);
@@ -356,24 +253,47 @@ KI void conv2_dx_block(const int N, const float *dy2, const int *k2, int n2,
 /* Forward                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/* fc1 + ReLU of one sample over the input vectors in act. */
-KI void fc1_forward(const dn_fast_pass *p, const float *a2, uint64_t act, float *h)
+/* fc1 + ReLU of NS (1 or 2) samples over the input vectors in act, the
+ * union of theirs: a sample's input is zero on the vectors it does not
+ * hold, so each still gets its exact sum, and every weight vector loaded
+ * (from L2: fc1 is 200 kB) serves both. */
+#define KJ2 (KJ / 2)
+KI void fc1_forward(const int NS, const dn_fast_pass *p, const float *const *a2, uint64_t act,
+                    float *const *h)
 {
-    for (int j0 = 0; j0 < HID; j0 += KJ) {
+    const int J = NS == 1 ? KJ : KJ2;
+    for (int j0 = 0; j0 < HID; j0 += J) {
         v16 acc[KJ];
         for (int j = 0; j < KJ; j++)
             acc[j] = splat(0.0f);
         for (uint64_t m = act; m; m &= m - 1) {
             int v = __builtin_ctzll(m);
-            v16 x = ld(a2 + 16 * v);
             const float *wv = p->w_f1 + (size_t)j0 * FC_IN + 16 * v;
+            if (NS == 1) {
+                v16 x = ld(a2[0] + 16 * v);
+                for (int j = 0; j < KJ; j++)
+                    acc[j] = fma16(ld(wv + (size_t)j * FC_IN), x, acc[j]);
+            } else {
+                v16 x0 = ld(a2[0] + 16 * v), x1 = ld(a2[1] + 16 * v);
+                for (int j = 0; j < KJ2; j++) {
+                    v16 w = ld(wv + (size_t)j * FC_IN);
+                    acc[j] = fma16(w, x0, acc[j]);
+                    acc[KJ2 + j] = fma16(w, x1, acc[KJ2 + j]);
+                }
+            }
+        }
+        float z[KJ];
+        if (KJ == 16) {
+            hsum16(acc, z);
+        } else {
             for (int j = 0; j < KJ; j++)
-                acc[j] = fma16(ld(wv + (size_t)j * FC_IN), x, acc[j]);
+                z[j] = hsum(acc[j]);
         }
-        for (int j = 0; j < KJ; j++) {
-            float z = hsum(acc[j]) + p->b_f1[j0 + j];
-            h[j0 + j] = z > 0.0f ? z : 0.0f;
-        }
+        for (int t = 0; t < NS; t++)
+            for (int j = 0; j < J; j++) {
+                float y = z[t * J + j] + p->b_f1[j0 + j];
+                h[t][j0 + j] = y > 0.0f ? y : 0.0f;
+            }
     }
 }
 
@@ -404,7 +324,7 @@ void DN_KERN_NAME(dn_fast_fwd)(dn_fast_state *s, const dn_fast_pass *p)
 {
     for (int b = 0; b < p->B; b++) {
         float *xp = s->xpad + (size_t)b * XP_SIZE;          // (30, 36)
-        float *p1 = s->p1 + (size_t)b * C1 * PL_SIZE;       // (8, 18, 20)
+        float *p1 = s->p1 + (size_t)b * C1 * PL_SIZE;       // (8, 22, 20)
         float *a2 = s->a2 + (size_t)b * A2_SIZE;            // (784 + 16)
         uint8_t *am1 = s->am1 + (size_t)b * C1 * 14 * 16;   // (8, 14, 16)
         uint8_t *am2 = s->am2 + (size_t)b * C2 * 7 * 8;     // (16, 7, 8)
@@ -447,9 +367,18 @@ void DN_KERN_NAME(dn_fast_fwd)(dn_fast_state *s, const dn_fast_pass *p)
         }
 
         s->act[b] = active_vectors(k2, n2);
-        float *h = s->h + (size_t)b * HID;                  // (64)
-        fc1_forward(p, a2, s->act[b], h);
-        head_forward(p, h, p->logp + (size_t)b * NCLS);
+    }
+    /* fc1 two samples at a time, then the head. */
+    for (int b = 0; b < p->B; b += 2) {
+        int ns = p->B - b < 2 ? 1 : 2;
+        const float *a2[2] = {s->a2 + (size_t)b * A2_SIZE, s->a2 + (size_t)(b + ns - 1) * A2_SIZE};
+        float *h[2] = {s->h + (size_t)b * HID, s->h + (size_t)(b + ns - 1) * HID};
+        if (ns == 2)
+            fc1_forward(2, p, a2, s->act[b] | s->act[b + 1], h);
+        else
+            fc1_forward(1, p, a2, s->act[b], h);
+        for (int t = 0; t < ns; t++)
+            head_forward(p, h[t], p->logp + (size_t)(b + t) * NCLS);
     }
 }
 
@@ -458,27 +387,36 @@ void DN_KERN_NAME(dn_fast_fwd)(dn_fast_state *s, const dn_fast_pass *p)
 /* ------------------------------------------------------------------------ */
 
 /* conv2's weight gradient of one (output, input) pair of one sample, by
- * lane, into dw (25, 16): written when first, added otherwise. */
+ * lane, into dw (25, 16): written when first, added otherwise. Input row i
+ * meets gradient rows i + 2 - ky for every ky, so a window of five
+ * gradient rows slides down the input and each input vector loaded feeds
+ * five accumulators; gradient rows outside the map are the plane's zero
+ * border. */
 KI void conv2_dw_pair(const float *dyp, const float *xpl, float *dw, int first)
 {
     for (int ky0 = 0; ky0 < 5; ky0 += KY2) {
         v16 acc[KY2][5];
-        for (int i = 0; i < KY2; i++)
+        for (int k = 0; k < KY2; k++)
             for (int kx = 0; kx < 5; kx++)
-                acc[i][kx] = splat(0.0f);
-        for (int y = 0; y < 14; y++) {
-            v16 g = ld(dyp + (y + 2) * PL_STRIDE + 2);
-            for (int i = 0; i < KY2; i++) {
-                const float *row = xpl + (y + ky0 + i) * PL_STRIDE;
+                acc[k][kx] = splat(0.0f);
+#pragma GCC unroll 18
+        for (int i = -2; i < 16; i++) {
+            const float *row = xpl + PL_AT(i, -2);
 #pragma GCC unroll 5
-                for (int kx = 0; kx < 5; kx++)
-                    acc[i][kx] = fma16(g, ld(row + kx), acc[i][kx]);
+            for (int kx = 0; kx < 5; kx++) {
+                v16 v = ld(row + kx);
+                for (int k = 0; k < KY2; k++) {
+                    int y = i + 2 - (ky0 + k);
+                    /* Known at compile time where the loops unroll. */
+                    if (y >= 0 && y < 14)
+                        acc[k][kx] = fma16(ld(dyp + PL_AT(y, 0)), v, acc[k][kx]);
+                }
             }
         }
-        for (int i = 0; i < KY2; i++)
+        for (int k = 0; k < KY2; k++)
             for (int kx = 0; kx < 5; kx++) {
-                float *d = dw + ((ky0 + i) * 5 + kx) * 16;
-                st(d, first ? acc[i][kx] : ld(d) + acc[i][kx]);
+                float *d = dw + ((ky0 + k) * 5 + kx) * 16;
+                st(d, first ? acc[k][kx] : vadd(ld(d), acc[k][kx]));
             }
     }
 }
@@ -491,22 +429,21 @@ KI void conv1_dw_channel(const float *dp1c, const uint8_t *amc, float scale, con
 {
     v16 dbacc = splat(0.0f);
     for (int r = 0; r < 14; r++) {
-        v16 g = ld(dp1c + r * 16) * scale;
-        vb16 cb;
-        memcpy(&cb, amc + r * 16, 16);
-        vi16 c = __builtin_convertvector(cb, vi16);
-        v16 glo = TWICE_LO(g), ghi = TWICE_HI(g);
-        vi16 clo = TWICE_LO(c), chi = TWICE_HI(c);
+        v16 g = vscale(ld(dp1c + r * 16), scale);
+        vi16 c = codes_ld(amc + r * 16, 16);
+        v16 glo = twice_lo(g), ghi = twice_hi(g);
+        vi16 clo = twice_lo_i(c), chi = twice_hi_i(c);
+        vi16 par = ldi(k_parity), par2 = vaddi(par, splati(2));
         v16 z = splat(0.0f);
-        v16 t0 = sel(clo == k_parity, glo, z), t1 = sel(chi == k_parity, ghi, z);
-        v16 b0 = sel(clo == k_parity + 2, glo, z), b1 = sel(chi == k_parity + 2, ghi, z);
+        v16 t0 = sel(veqi(clo, par), glo, z), t1 = sel(veqi(chi, par), ghi, z);
+        v16 b0 = sel(veqi(clo, par2), glo, z), b1 = sel(veqi(chi, par2), ghi, z);
         st(dy1 + 2 * r * 32, t0);
         st(dy1 + 2 * r * 32 + 16, t1);
         st(dy1 + (2 * r + 1) * 32, b0);
         st(dy1 + (2 * r + 1) * 32 + 16, b1);
-        dbacc += (t0 + t1) + (b0 + b1);
+        dbacc = vadd(dbacc, vadd(vadd(t0, t1), vadd(b0, b1)));
     }
-    st(db, ld(db) + dbacc);
+    st(db, vadd(ld(db), dbacc));
     for (int ky0 = 0; ky0 < 3; ky0 += KY1) {
         v16 acc[KY1][3];
         for (int i = 0; i < KY1; i++)
@@ -525,7 +462,7 @@ KI void conv1_dw_channel(const float *dp1c, const uint8_t *amc, float scale, con
         for (int i = 0; i < KY1; i++)
             for (int kx = 0; kx < 3; kx++) {
                 float *d = dw + ((ky0 + i) * 3 + kx) * 16;
-                st(d, ld(d) + acc[i][kx]);
+                st(d, vadd(ld(d), acc[i][kx]));
             }
     }
 }
@@ -575,17 +512,19 @@ void DN_KERN_NAME(dn_fast_bwd)(dn_fast_state *s, const dn_fast_pass *p)
             if (s->act[b] >> v & 1)
                 s->list[ns++] = b;
         float *gw = p->g_f1w + 16 * v;
-        for (int j0 = 0; j0 < HID; j0 += 4) {
-            v16 acc[4] = {splat(0.0f), splat(0.0f), splat(0.0f), splat(0.0f)};
+        for (int j0 = 0; j0 < HID; j0 += KJ) {
+            v16 acc[KJ];
+            for (int j = 0; j < KJ; j++)
+                acc[j] = splat(0.0f);
+            /* A zero dh (a unit ReLU cut off) adds exact zeros. */
             for (int t = 0; t < ns; t++) {
                 int b = s->list[t];
                 v16 x = ld(s->a2 + (size_t)b * A2_SIZE + 16 * v);
                 const float *dh = s->dh + (size_t)b * HID + j0;
-                for (int j = 0; j < 4; j++)
-                    if (dh[j] != 0.0f)
-                        acc[j] = fma16(splat(dh[j]), x, acc[j]);
+                for (int j = 0; j < KJ; j++)
+                    acc[j] = fma16(splat(dh[j]), x, acc[j]);
             }
-            for (int j = 0; j < 4; j++)
+            for (int j = 0; j < KJ; j++)
                 st(gw + (size_t)(j0 + j) * FC_IN, acc[j]);
         }
     }
@@ -601,10 +540,6 @@ void DN_KERN_NAME(dn_fast_bwd)(dn_fast_state *s, const dn_fast_pass *p)
     memset(s->db1v, 0, C1 * 16 * sizeof *s->db1v);
     memset(s->db2v, 0, C2 * 16 * sizeof *s->db2v);
     memset(s->touched, 0, sizeof s->touched);
-    for (int o = 0; o < C2; o++)
-        for (int i = 0; i < C1; i++)
-            for (int t = 0; t < 25; t++)
-                s->wflip[(o * C1 + i) * 25 + t] = p->w_c2[(o * C1 + i) * 25 + 24 - t];
 
     for (int b = 0; b < B; b++) {
         const float *s1 = s->s1 + b * C1, *s2 = s->s2 + b * C2;
@@ -612,20 +547,22 @@ void DN_KERN_NAME(dn_fast_bwd)(dn_fast_state *s, const dn_fast_pass *p)
         int n1 = kept(s1, C1, s->sparse, k1), n2 = kept(s2, C2, s->sparse, k2);
         const float *dh = s->dh + (size_t)b * HID;
 
-        /* fc1's input gradient on the vectors that hold kept channels. */
-        int vl[FC_VECS], nv = 0;
+        /* fc1's input gradient on the vectors that hold kept channels,
+         * over the hidden units whose ReLU passed a gradient. */
+        int vl[FC_VECS], nv = 0, jl[HID], nj = 0;
         for (uint64_t m = s->act[b]; m; m &= m - 1)
             vl[nv++] = __builtin_ctzll(m);
+        for (int j = 0; j < HID; j++)
+            if (dh[j] != 0.0f)
+                jl[nj++] = j;
         for (int t0 = 0; t0 < nv; t0 += KV) {
             int nt = nv - t0 < KV ? nv - t0 : KV;
             v16 acc[KV];
             for (int t = 0; t < KV; t++)
                 acc[t] = splat(0.0f);
-            for (int j = 0; j < HID; j++) {
-                if (dh[j] == 0.0f)
-                    continue;
-                v16 d = splat(dh[j]);
-                const float *wrow = p->w_f1 + (size_t)j * FC_IN;
+            for (int jj = 0; jj < nj; jj++) {
+                v16 d = splat(dh[jl[jj]]);
+                const float *wrow = p->w_f1 + (size_t)jl[jj] * FC_IN;
                 for (int t = 0; t < KV; t++)
                     if (t < nt)
                         acc[t] = fma16(d, ld(wrow + 16 * vl[t0 + t]), acc[t]);
@@ -642,21 +579,16 @@ void DN_KERN_NAME(dn_fast_bwd)(dn_fast_state *s, const dn_fast_pass *p)
             float *dyp = s->dy2 + o * PL_SIZE;
             v16 dbacc = splat(0.0f);
             for (int r = 0; r < 7; r++) {
-                v8 g8;
-                memcpy(&g8, s->da2 + o * 49 + r * 7, sizeof g8);
-                g8 = g8 * s2[o];
-                vb8 cb;
-                memcpy(&cb, am2 + (o * 7 + r) * 8, 8);
-                vi8 c8 = __builtin_convertvector(cb, vi8);
-                v16 g = TWICE_LO(g8);
-                vi16 c = TWICE_LO(c8);
-                v16 r0 = sel(c == k_parity, g, splat(0.0f));
-                v16 r1 = sel(c == k_parity + 2, g, splat(0.0f));
-                st(dyp + (2 * r + 2) * PL_STRIDE + 2, r0);
-                st(dyp + (2 * r + 3) * PL_STRIDE + 2, r1);
-                dbacc += r0 + r1;
+                v16 g = twice_lo(vscale(ld8(s->da2 + o * 49 + r * 7), s2[o]));
+                vi16 c = twice_lo_i(codes_ld(am2 + (o * 7 + r) * 8, 8));
+                vi16 par = ldi(k_parity);
+                v16 r0 = sel(veqi(c, par), g, splat(0.0f));
+                v16 r1 = sel(veqi(c, vaddi(par, splati(2))), g, splat(0.0f));
+                st(dyp + PL_AT(2 * r, 0), r0);
+                st(dyp + PL_AT(2 * r + 1, 0), r1);
+                dbacc = vadd(dbacc, vadd(r0, r1));
             }
-            st(s->db2v + o * 16, ld(s->db2v + o * 16) + dbacc);
+            st(s->db2v + o * 16, vadd(ld(s->db2v + o * 16), dbacc));
         }
 
         /* conv2's weight gradient for the kept pairs. */
@@ -674,14 +606,14 @@ void DN_KERN_NAME(dn_fast_bwd)(dn_fast_state *s, const dn_fast_pass *p)
             int nb = n1 - o0 < KB2 ? n1 - o0 : KB2;
             const int *ko = k1 + o0;
             switch (nb) {
-            case 1: conv2_dx_block(1, s->dy2, k2, n2, s->wflip, ko, s->dp1); break;
-            case 2: if (KB2 >= 2) conv2_dx_block(2, s->dy2, k2, n2, s->wflip, ko, s->dp1); break;
-            case 3: if (KB2 >= 3) conv2_dx_block(3, s->dy2, k2, n2, s->wflip, ko, s->dp1); break;
-            case 4: if (KB2 >= 4) conv2_dx_block(4, s->dy2, k2, n2, s->wflip, ko, s->dp1); break;
-            case 5: if (KB2 >= 5) conv2_dx_block(5, s->dy2, k2, n2, s->wflip, ko, s->dp1); break;
-            case 6: if (KB2 >= 6) conv2_dx_block(6, s->dy2, k2, n2, s->wflip, ko, s->dp1); break;
-            case 7: if (KB2 >= 7) conv2_dx_block(7, s->dy2, k2, n2, s->wflip, ko, s->dp1); break;
-            default: if (KB2 >= 8) conv2_dx_block(8, s->dy2, k2, n2, s->wflip, ko, s->dp1); break;
+            case 1: conv2_dx_block(1, s->dy2, k2, n2, p->w_c2, ko, s->dp1); break;
+            case 2: if (KB2 >= 2) conv2_dx_block(2, s->dy2, k2, n2, p->w_c2, ko, s->dp1); break;
+            case 3: if (KB2 >= 3) conv2_dx_block(3, s->dy2, k2, n2, p->w_c2, ko, s->dp1); break;
+            case 4: if (KB2 >= 4) conv2_dx_block(4, s->dy2, k2, n2, p->w_c2, ko, s->dp1); break;
+            case 5: if (KB2 >= 5) conv2_dx_block(5, s->dy2, k2, n2, p->w_c2, ko, s->dp1); break;
+            case 6: if (KB2 >= 6) conv2_dx_block(6, s->dy2, k2, n2, p->w_c2, ko, s->dp1); break;
+            case 7: if (KB2 >= 7) conv2_dx_block(7, s->dy2, k2, n2, p->w_c2, ko, s->dp1); break;
+            default: if (KB2 >= 8) conv2_dx_block(8, s->dy2, k2, n2, p->w_c2, ko, s->dp1); break;
             }
         }
 
@@ -696,10 +628,15 @@ void DN_KERN_NAME(dn_fast_bwd)(dn_fast_state *s, const dn_fast_pass *p)
     }
 
     /* Lanes to sums. */
+    for (int t = 0; t < C2 * C1 * 25; t += 16) {
+        v16 v[16];
+        for (int k = 0; k < 16; k++)
+            v[k] = ld(s->dw2v + (size_t)(t + k) * 16);
+        hsum16(v, p->g_c2w + t);
+    }
     for (int pair = 0; pair < C2 * C1; pair++)
-        for (int t = 0; t < 25; t++)
-            p->g_c2w[pair * 25 + t] =
-                s->touched[pair] ? hsum(ld(s->dw2v + ((size_t)pair * 25 + t) * 16)) : 0.0f;
+        if (!s->touched[pair])
+            memset(p->g_c2w + pair * 25, 0, 25 * sizeof *p->g_c2w);
     for (int o = 0; o < C2; o++)
         p->g_c2b[o] = hsum(ld(s->db2v + o * 16));
     for (int i = 0; i < C1; i++) {
