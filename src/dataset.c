@@ -138,6 +138,11 @@ void dn_dataset_image(const dn_dataset *ds, size_t i, float *out)
      * Normalize ((x - mean) / std), so inputs match PyTorch's exactly. */
     size_t plane = (size_t)ds->rows * ds->cols;
     const uint8_t *px = ds->images + i * plane;
+    /* A table of the 256 possible values, computed by the same expression,
+     * costs fewer divisions than the 784 pixels and gives the same bits. */
+    float value[256];
+    for (int v = 0; v < 256; v++)
+        value[v] = ((float)v / 255.0f - ds->mean) / ds->std;
     for (size_t j = 0; j < plane; j++)
-        out[j] = ((float)px[j] / 255.0f - ds->mean) / ds->std;
+        out[j] = value[px[j]];
 }

@@ -299,17 +299,20 @@ void dn_model_backward(const dn_model *m, dn_work *w, const uint8_t *labels,
 {
     if (!m || !w || !labels || !grads || !work_fits(m, w))
         return;
-    memset(grads, 0, m->n_params * sizeof *grads);
-    if (B < 1 || B != w->B)
+    if (B < 1 || B != w->B) {
+        memset(grads, 0, m->n_params * sizeof *grads);
         return;
+    }
     if (w->fast) {
         /* The fast forward kept only what its own backward needs, so the
-         * general kernels cannot take over here (see src/fast.h). */
+         * general kernels cannot take over here (see src/fast.h). It writes
+         * every gradient element, so there is nothing to clear first. */
         int done = dn_fast_backward(m, w, labels, B, scale, grads);
         assert(done && "a fast forward must be followed by a fast backward");
         (void)done;
         return;
     }
+    memset(grads, 0, m->n_params * sizeof *grads);
 
     const float *P = m->params;
     float *dout = w->grad[0], *dinp = w->grad[1];
