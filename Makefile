@@ -55,6 +55,10 @@ $(B)/obj/%.o: %.c include/digitnet.h $(wildcard src/*.h src/*/*.h cli/*.h)
 # The fast kernels pass 64-byte vectors between inline functions only.
 $(B)/obj/src/fast/%.o: override CFLAGS += -Wno-psabi
 
+# The optimizer loops vectorise at -O3 once sqrtf need not set errno; the
+# results are the same bits (sqrt is correctly rounded either way).
+$(B)/obj/src/optim.o: CFLAGS += -O3 -fno-math-errno
+
 $(B)/libdigitnet.a: $(OBJ)
 	@mkdir -p $(dir $@)
 	$(say) AR $@

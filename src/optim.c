@@ -174,16 +174,18 @@ void dn_optim_free(dn_optim *o)
  * round them (tensor.mul_(rho), .add_(x, alpha=a) ...), and each line below
  * is one of PyTorch's tensor operations, in its order. */
 
-static void step_adadelta(dn_optim *o, float *p, const float *g, double lr)
+/* The loop of one Adadelta step; `decay` is a constant after inlining, so
+ * each variant is a straight loop the compiler vectorises (with restrict,
+ * and -fno-math-errno for this file so that sqrtf needs no errno path).
+ * The operations and their order are PyTorch's, element by element. */
+static inline void adadelta_loop(float *restrict p, const float *restrict g,
+                                 float *restrict square_avg, float *restrict acc_delta,
+                                 size_t n, float rho, float one_m_rho, float eps,
+                                 float wd, float neg_lr, int decay)
 {
-    const dn_optim_config *c = &o->cfg;
-    float *square_avg = o->state[0]; /* (n) */
-    float *acc_delta = o->state[1];  /* (n) */
-    const float rho = (float)c->rho, one_m_rho = (float)(1 - c->rho);
-    const float eps = (float)c->eps, wd = (float)c->weight_decay, neg_lr = (float)-lr;
-    for (size_t i = 0; i < o->n; i++) {
+    for (size_t i = 0; i < n; i++) {
         float grad = g[i];
-        if (c->weight_decay != 0)
+        if (decay)
             grad = grad + wd * p[i];
         square_avg[i] = square_avg[i] * rho + one_m_rho * (grad * grad);
         float std = sqrtf(square_avg[i] + eps);
@@ -191,6 +193,19 @@ static void step_adadelta(dn_optim *o, float *p, const float *g, double lr)
         acc_delta[i] = acc_delta[i] * rho + one_m_rho * (delta * delta);
         p[i] = p[i] + neg_lr * delta;
     }
+}
+
+static void step_adadelta(dn_optim *o, float *p, const float *g, double lr)
+{
+    const dn_optim_config *c = &o->cfg;
+    float *square_avg = o->state[0]; /* (n) */
+    float *acc_delta = o->state[1];  /* (n) */
+    const float rho = (float)c->rho, one_m_rho = (float)(1 - c->rho);
+    const float eps = (float)c->eps, wd = (float)c->weight_decay, neg_lr = (float)-lr;
+    if (c->weight_decay != 0)
+        adadelta_loop(p, g, square_avg, acc_delta, o->n, rho, one_m_rho, eps, wd, neg_lr, 1);
+    else
+        adadelta_loop(p, g, square_avg, acc_delta, o->n, rho, one_m_rho, eps, wd, neg_lr, 0);
 }
 
 static void step_sgd(dn_optim *o, float *p, const float *g, double lr)
