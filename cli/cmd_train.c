@@ -46,9 +46,9 @@ static void usage(FILE *f)
         "\n"
         "recipe (defaults: PyTorch's MNIST example = --preset lecture):\n"
         "  --preset NAME        lecture: Adadelta lr 1.0, StepLR gamma 0.7, batch 64,\n"
-        "                       14 epochs;  best: augmentation, AdamW, one-cycle,\n"
-        "                       30 epochs (99.0+ %% test accuracy); flags after it\n"
-        "                       override single settings\n"
+        "                       14 epochs (98.5 %% test accuracy);  best: --augment,\n"
+        "                       Adam lr 5e-3, one-cycle, 40 epochs (99.1 %%); other\n"
+        "                       flags override single settings\n"
         "  --epochs N           epochs in total (14)\n"
         "  --batch N            images per step (64)\n"
         "  --optim NAME         adadelta (default), sgd, adam, adamw\n"
@@ -275,16 +275,27 @@ typedef struct opts {
     const char *recipe_flag; /* first flag that sets the recipe (not with --resume) */
 } opts;
 
-/* The --preset best recipe: chosen for the lecture's architecture by
- * validation runs (see the report in the commit message / docs). */
+/* The --preset best recipe for the lecture's architecture (the same spec,
+ * so the same model file layout): augmentation, Adam with a one-cycle
+ * schedule peaking at 5e-3, 40 epochs. Chosen on a 10 000-image validation
+ * split (the last 10 000 training images; the test set was not used):
+ *   adam  one-cycle 5e-3, 40 epochs   val loss 0.0313  acc 99.11 % (seed 2:
+ *                                     0.0331, 99.07 %)
+ *   adam  cosine 3e-3, 40 epochs      0.0313  99.11 %
+ *   adamw one-cycle 5e-3, 60 epochs   0.0321  99.11 %
+ *   adadelta gamma 0.9, 30 epochs     0.0413  98.92 %
+ *   sgd nesterov 0.9 cosine, 40       0.0531  98.50 %
+ *   the first without augmentation    0.0435  99.02 %
+ * The heavy Dropout2d(0.5) on 8 and 16 channels makes this small net
+ * underfit rather than overfit, so what helps is many varied steps at a
+ * well-shaped learning rate. */
 static void preset_best(dn_train_config *c)
 {
-    c->epochs = 30;
+    c->epochs = 40;
     c->batch = 64;
     c->augment = 1;
-    dn_optim_defaults(&c->optim, DN_OPTIM_ADAMW);
-    c->optim.lr = 3e-3;
-    c->optim.weight_decay = 1e-2;
+    dn_optim_defaults(&c->optim, DN_OPTIM_ADAM);
+    c->optim.lr = 5e-3;
     dn_sched_defaults(&c->sched, DN_SCHED_ONECYCLE);
 }
 
@@ -667,17 +678,18 @@ int cmd_train(int argc, char **argv)
         else if (o.resume)
             printf("resuming %s after %d epochs\n", o.resume, epochs_done);
 
-        struct sigaction sa, old;
+        /* Stays installed to the end: a Ctrl-C that comes while the
+         * checkpoint is written or the command winds up exits 130 too. */
+        struct sigaction sa;
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = on_sigint;
         sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, &old);
+        sigaction(SIGINT, &sa, NULL);
         cfg.checkpoint = out;
         cfg.progress = on_progress;
         cfg.user = &r;
         dn_status st = dn_train(m, &train, have_test ? &test : NULL, &cfg,
                                 o.resume ? &resume : NULL, &err);
-        sigaction(SIGINT, &old, NULL);
         if (r.drawn)
             printf("\n");
         fflush(stdout);

@@ -299,7 +299,11 @@ static void test_ctrl_c_writes_checkpoint_exit_130(void **state)
     nanosleep(&(struct timespec){0, 10000000}, NULL);
     kill(pid, SIGINT);
     assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 130);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 130) {
+        text = t_read_file(log2, NULL);
+        fail_msg("two Ctrl-C: expected exit 130, got status 0x%x: %s", (unsigned)status,
+                 text ? text : "");
+    }
 }
 
 int main(void)
