@@ -35,6 +35,8 @@ static void usage(FILE *f)
         "                       and predicted class and their log-probabilities\n"
         "  --json               one JSON object instead of the text report\n"
         "  --limit N            the first N test images only (quick checks)\n"
+        "  --logprobs-out FILE  also write every image's log-probabilities as raw\n"
+        "                       float32 (N, 10), e.g. for tools/torch_safetensors.py\n"
         "  --threads N          threads (default: all cores); no effect on results\n"
         "  --batch N            images per work item (default 100); no effect on results\n"
         "  -h, --help           this help\n"
@@ -82,10 +84,11 @@ int cmd_eval(int argc, char **argv)
         {"misclassified", required_argument, NULL, 'x'},
         {"json", no_argument, NULL, 'j'},
         {"limit", required_argument, NULL, 'l'},
+        {"logprobs-out", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *model_arg = NULL, *data = NULL, *dataset = NULL;
+    const char *model_arg = NULL, *data = NULL, *dataset = NULL, *logp_out = NULL;
     long threads = 0, batch = 100, mis = 0, limit = 0;
     int json = 0, c;
     opterr = 0;
@@ -112,6 +115,7 @@ int cmd_eval(int argc, char **argv)
                                  optarg);
             break;
         case 'j': json = 1; break;
+        case 'o': logp_out = optarg; break;
         case 'l':
             if (cli_parse_long(optarg, 1, 1000000000, &limit))
                 return cli_usage("eval", "--limit must be an integer >= 1, got '%s'", optarg);
@@ -168,6 +172,11 @@ int cmd_eval(int argc, char **argv)
         rc = cli_fail("out of memory");
     else if (dn_evaluate(m, &ds, 0, ds.n, (int)threads, (int)batch, logp, &loss, &correct, &err))
         rc = cli_fail("%s: %s", path, err.msg);
+    /* For comparing with other frameworks (tools/torch_safetensors.py check):
+     * the raw log-probabilities, float32 in this machine's byte order. */
+    else if (logp_out &&
+             dn_file_write_atomic(logp_out, logp, ds.n * (size_t)K * sizeof *logp, &err))
+        rc = cli_fail_err(&err);
     if (rc) {
         free(logp);
         free(conf);

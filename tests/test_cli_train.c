@@ -240,6 +240,47 @@ static int wait_for_start(const char *log, double seconds)
     return 0;
 }
 
+/* eval --logprobs-out writes (N, 10) float32 log-probabilities that agree
+ * with what predict prints for the same test images. */
+static void test_eval_logprobs_out(void **state)
+{
+    (void)state;
+    char path[512], text[16384];
+    t_tmppath(path, sizeof path, "logp.f32");
+    assert_int_equal(t_run(text, sizeof text, "eval --model tests/fixtures/mnist-model.safetensors "
+                                            "--data '%s' --limit 3 --logprobs-out '%s'",
+                           t_mnist_dir(), path), 0);
+    size_t size = 0;
+    char *raw = t_read_file(path, &size);
+    assert_non_null(raw);
+    assert_int_equal(size, 3 * 10 * sizeof(float));
+    float lp[30];
+    memcpy(lp, raw, sizeof lp);
+    free(raw);
+
+    assert_int_equal(t_run(text, sizeof text, "predict --model tests/fixtures/mnist-model.safetensors "
+                                            "--data '%s' --mnist-index 0,1,2 --json",
+                           t_mnist_dir()), 0);
+    const char *line = text;
+    for (int i = 0; i < 3; i++) {
+        json_error_t jerr;
+        json_t *o = json_loadb(line, strcspn(line, "\n"), 0, &jerr);
+        assert_non_null(o);
+        json_t *arr = json_object_get(o, "log_probs");
+        assert_int_equal(json_array_size(arr), 10);
+        double sum = 0;
+        for (int k = 0; k < 10; k++) {
+            assert_float_equal(lp[i * 10 + k], json_real_value(json_array_get(arr, k)), 1e-4);
+            sum += exp(lp[i * 10 + k]);
+        }
+        assert_float_equal(sum, 1.0, 1e-5);
+        json_decref(o);
+        line = strchr(line, '\n');
+        assert_non_null(line);
+        line++;
+    }
+}
+
 static void test_ctrl_c_writes_checkpoint_exit_130(void **state)
 {
     (void)state;
@@ -312,6 +353,7 @@ int main(void)
         cmocka_unit_test(test_bad_flags_exit_2_and_keep_model),
         cmocka_unit_test(test_small_run_metrics_threads_and_resume),
         cmocka_unit_test(test_eval_missing_model),
+        cmocka_unit_test(test_eval_logprobs_out),
         cmocka_unit_test(test_ctrl_c_writes_checkpoint_exit_130),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
