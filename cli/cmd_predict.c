@@ -210,16 +210,12 @@ int cmd_predict(int argc, char **argv)
         free(idx);
         return CLI_EXIT_FAIL;
     }
-    /* Digit preprocessing is for digits; other datasets' images are taken
-     * as they are. */
-    int as_raw = raw || strcmp(m->dataset, "mnist") != 0;
+    int as_raw = cli_images_raw(m, raw);
     dn_dataset ds;
     memset(&ds, 0, sizeof ds);
     dn_error err = {0};
     int status = 0;
-    if (n_idx && dn_dataset_load(&ds, cli_data_dir(m->dataset, data_arg), "test", m->dataset,
-                                 &err) != DN_OK) {
-        cli_fail_err(&err);
+    if (n_idx && cli_load_test_set(m, data_arg, &ds) != 0) {
         free(idx);
         dn_model_free(m);
         return CLI_EXIT_FAIL;

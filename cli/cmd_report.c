@@ -331,16 +331,11 @@ int cmd_report(int argc, char **argv)
     size_t *cm = NULL;
     miss *misses = NULL;
     dn_text t = {0};
-    if (dn_dataset_load(&ds, cli_data_dir(m->dataset, data_arg), "test", m->dataset, &err) !=
-        DN_OK) {
-        status = cli_fail_err(&err);
+    if ((status = cli_load_test_set(m, data_arg, &ds)) != 0)
         goto done;
-    }
     size_t n_eval = limit > 0 && (size_t)limit < ds.n ? (size_t)limit : ds.n;
-    if (cli_make_dirs(out) != 0) {
-        status = cli_fail("%s: cannot create the directory: %s", out, strerror(errno));
+    if ((status = cli_make_out_dir(out)) != 0)
         goto done;
-    }
     lp = malloc(n_eval * (size_t)k * sizeof *lp); /* (n, classes) */
     cm = calloc((size_t)k * (size_t)k, sizeof *cm);
     misses = malloc(n_eval * sizeof *misses);

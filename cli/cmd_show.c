@@ -11,7 +11,6 @@
  */
 #include "inputs.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
@@ -227,26 +226,20 @@ int cmd_show(int argc, char **argv)
     dn_text t = {0};
     if (index >= 0) {
         dn_dataset ds;
-        if (dn_dataset_load(&ds, cli_data_dir(m->dataset, data_arg), "test", m->dataset, &err) !=
-            DN_OK) {
-            status = cli_fail_err(&err);
+        if ((status = cli_load_test_set(m, data_arg, &ds)) != 0)
             goto done;
-        }
         dn_status st = cli_input_mnist(&in, &ds, index, &err);
         dn_dataset_free(&ds);
         if (st != DN_OK) {
             status = cli_fail_err(&err);
             goto done;
         }
-    } else if (cli_input_image(&in, argv[optind], raw || strcmp(m->dataset, "mnist") != 0,
-                               &err) != DN_OK) {
+    } else if (cli_input_image(&in, argv[optind], cli_images_raw(m, raw), &err) != DN_OK) {
         status = cli_fail_err(&err);
         goto done;
     }
-    if (cli_make_dirs(out) != 0) {
-        status = cli_fail("%s: cannot create the directory: %s", out, strerror(errno));
+    if ((status = cli_make_out_dir(out)) != 0)
         goto done;
-    }
 
     /* The reference kernels keep every layer's output for the pictures. */
     w = dn_work_new(m, 1);

@@ -49,6 +49,27 @@ dn_model *cli_load_model(const char *explicit_path)
     return m;
 }
 
+int cli_load_test_set(const dn_model *m, const char *data_arg, dn_dataset *ds)
+{
+    dn_error err = {0};
+    if (dn_dataset_load(ds, cli_data_dir(m->dataset, data_arg), "test", m->dataset, &err) !=
+        DN_OK)
+        return cli_fail_err(&err);
+    return 0;
+}
+
+int cli_images_raw(const dn_model *m, int raw)
+{
+    return raw || strcmp(m->dataset, "mnist") != 0;
+}
+
+int cli_make_out_dir(const char *dir)
+{
+    if (cli_make_dirs(dir) != 0)
+        return cli_fail("%s: cannot create the directory: %s", dir, strerror(errno));
+    return 0;
+}
+
 dn_status cli_input_image(cli_input *in, const char *path, int raw, dn_error *err)
 {
     memset(in, 0, sizeof *in);

@@ -13,6 +13,21 @@
  * exist) and returns NULL. Refuses models whose input is not 1x28x28. */
 dn_model *cli_load_model(const char *explicit_path);
 
+/* Loads the test split of the model's dataset, from
+ * cli_data_dir(m->dataset, data_arg), into ds. Returns 0, or prints the
+ * library's error and returns CLI_EXIT_FAIL (ds then holds nothing to free,
+ * and dn_dataset_free on it is harmless). */
+int cli_load_test_set(const dn_model *m, const char *data_arg, dn_dataset *ds);
+
+/* Whether image files are to be taken as they are rather than given the
+ * MNIST digit preprocessing: with --raw (raw set), or always for a model of
+ * another dataset than mnist, since that preprocessing is for digits. */
+int cli_images_raw(const dn_model *m, int raw);
+
+/* Creates the --out directory dir and its parents. Returns 0, or prints
+ * "<dir>: cannot create the directory: <reason>" and returns CLI_EXIT_FAIL. */
+int cli_make_out_dir(const char *dir);
+
 typedef struct cli_input {
     char name[512];         /* the file, or "mnist test #N" */
     long index;             /* MNIST test index, or -1 */

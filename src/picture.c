@@ -333,6 +333,22 @@ static void rgb_hex(char out[8], uint32_t rgb)
     snprintf(out, 8, "#%06X", (unsigned)(rgb & 0xFFFFFF));
 }
 
+/* The opening <svg> tag of a width x height chart and, if there is one, its
+ * title in bold at the top left, x = left. */
+static void svg_open(dn_text *t, int width, int height, const char *title, double left)
+{
+    dn_text_printf(t,
+                   "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+                   "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n",
+                   width, height, width, height);
+    if (title && *title) {
+        dn_text_printf(t, "<text x=\"%.1f\" y=\"18\" font-size=\"14\" font-weight=\"bold\">",
+                       left);
+        dn_text_html(t, title);
+        dn_text_printf(t, "</text>\n");
+    }
+}
+
 void dn_svg_line_chart(dn_text *t, const dn_series *s, int ns, const char *title,
                        const char *xlabel, const char *ylabel, int width, int height)
 {
@@ -373,16 +389,7 @@ void dn_svg_line_chart(dn_text *t, const dn_series *s, int ns, const char *title
     double pw = width - ml - mr, ph = height - mt - mb;
 #define PX(v) (ml + ((v) - x0) / (x1 - x0) * pw)
 #define PY(v) (mt + (y1 - (v)) / (y1 - y0) * ph)
-    dn_text_printf(t,
-                   "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-                   "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n",
-                   width, height, width, height);
-    if (title && *title) {
-        dn_text_printf(t, "<text x=\"%.1f\" y=\"18\" font-size=\"14\" font-weight=\"bold\">",
-                       ml);
-        dn_text_html(t, title);
-        dn_text_printf(t, "</text>\n");
-    }
+    svg_open(t, width, height, title, ml);
     dn_text_printf(t,
                    "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#fff\" "
                    "stroke=\"#888\"/>\n",
@@ -478,16 +485,7 @@ void dn_svg_bar_chart(dn_text *t, const float *v, int n, const char *const *labe
         hi = lo + 1;
     double pw = width - ml - mr, ph = height - mt - mb, slot = n > 0 ? pw / n : pw;
 #define BY(val) (mt + (hi - (val)) / (hi - lo) * ph)
-    dn_text_printf(t,
-                   "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-                   "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n",
-                   width, height, width, height);
-    if (title && *title) {
-        dn_text_printf(t, "<text x=\"%.1f\" y=\"18\" font-size=\"14\" font-weight=\"bold\">",
-                       ml);
-        dn_text_html(t, title);
-        dn_text_printf(t, "</text>\n");
-    }
+    svg_open(t, width, height, title, ml);
     for (int i = 0; i < n; i++) {
         double x = ml + i * slot, val = isfinite(v[i]) ? v[i] : lo;
         double ya = BY(val > 0 ? val : 0), yb = BY(val > 0 ? 0 : val);

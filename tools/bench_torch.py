@@ -28,42 +28,21 @@ of each metric over the thread counts), or with --format kv one
 for scripts/bench.
 """
 import argparse
-import gzip
 import json
 import os
 import resource
-import struct
 import subprocess
 import sys
 import time
 
 
-def read_idx(path):
-    """Reads an IDX file (plain or .gz) into a numpy uint8 array."""
-    import numpy as np
-    for cand in (path, path + ".gz"):
-        if os.path.exists(cand):
-            opener = gzip.open if cand.endswith(".gz") else open
-            with opener(cand, "rb") as f:
-                data = f.read()
-            break
-    else:
-        raise FileNotFoundError(path)
-    magic, = struct.unpack(">I", data[:4])
-    ndim = magic & 0xFF
-    dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
-    arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if arr.size != int(np.prod(dims)):
-        raise ValueError("%s: size does not match the header" % path)
-    return arr.reshape(dims)
-
-
 def load_split(data_dir, prefix, torch):
     """Images as a normalised (n, 1, 28, 28) float tensor, labels as int64."""
-    images = read_idx(os.path.join(data_dir, prefix + "-images-idx3-ubyte"))
-    labels = read_idx(os.path.join(data_dir, prefix + "-labels-idx1-ubyte"))
+    from lecture_model import MEAN, STD, mnist_images, mnist_labels
+    images = mnist_images(data_dir, prefix)
+    labels = mnist_labels(data_dir, prefix)
     x = torch.from_numpy(images.copy()).float().div_(255.0)
-    x = x.sub_(0.1307).div_(0.3081).unsqueeze(1).contiguous()
+    x = x.sub_(MEAN).div_(STD).unsqueeze(1).contiguous()
     y = torch.from_numpy(labels.astype("int64"))
     return x, y
 
@@ -77,37 +56,14 @@ def rss_mb():
 
 def run_one(args):
     import torch
-    import torch.nn as nn
     import torch.nn.functional as F
 
     torch.set_num_threads(args.one)
     torch.manual_seed(1)
 
-    in_channels, cnn1_channels, cnn2_channels = 1, 8, 16
-    fc_hidden, num_classes = 64, 10
-
-    # The seed's model, as the lecture writes it.
-    class CNN_MNIST(nn.Module):
-        def __init__(self):
-            super(CNN_MNIST, self).__init__()
-            self.conv1 = nn.Conv2d(in_channels, cnn1_channels,
-                                   kernel_size=3, padding=1, stride=1)
-            self.conv2 = nn.Conv2d(cnn1_channels, cnn2_channels,
-                                   kernel_size=5, padding=2, stride=1)
-            self.dropout = nn.Dropout2d(p=.5)
-            self.fc1 = nn.Linear(cnn2_channels * 7 * 7, fc_hidden)
-            self.fc2 = nn.Linear(fc_hidden, num_classes)
-
-        def forward(self, x):
-            x = F.relu(self.conv1(x))
-            x = F.max_pool2d(x, kernel_size=2, stride=2, padding=0)
-            x = self.dropout(x)
-            x = F.relu(self.conv2(x))
-            x = F.max_pool2d(x, kernel_size=2, stride=2, padding=0)
-            x = self.dropout(x)
-            x = F.relu(self.fc1(x.view(-1, cnn2_channels * 7 * 7)))
-            y = F.log_softmax(self.fc2(x), dim=1)
-            return y
+    # The seed's model, as the lecture writes it (imported here, after the
+    # thread setup, like torch itself).
+    from lecture_model import CNN_MNIST
 
     xtr, ytr = load_split(args.data, "train", torch)
     xte, yte = load_split(args.data, "t10k", torch)

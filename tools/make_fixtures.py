@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """make_fixtures.py - PyTorch reference values for tests/test_parity.c.
 
-Runs the lecture's CNN_MNIST (the class below is the seed's code, verbatim
-apart from comments) on the first 8 images of MNIST's t10k set and writes
+Runs the lecture's CNN_MNIST (the seed's code, in tools/lecture_model.py)
+on the first 8 images of MNIST's t10k set and writes
 tests/fixtures/parity.bin: the initial weights, the input, the eval-mode
 log-probabilities, loss and gradients of every parameter, and the same for
 one training-mode pass whose Dropout2d masks are fixed and stored.
@@ -47,38 +47,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lecture_model import (CNN_MNIST, MEAN, STD, cnn1_channels, cnn2_channels,
+                           mnist_images, mnist_labels)
+
 SEED = 1
 BATCH = 8
-MEAN, STD = 0.1307, 0.3081
-
-# ---- The lecture's model (seed text) -------------------------------------
-in_channels, cnn1_channels, cnn2_channels = 1, 8, 16
-fc_hidden, num_classes = 64, 10
-
-
-class CNN_MNIST(nn.Module):
-    def __init__(self):
-        super(CNN_MNIST, self).__init__()
-        self.conv1 = nn.Conv2d(in_channels, cnn1_channels,
-                               kernel_size=3, padding=1, stride=1)
-        self.conv2 = nn.Conv2d(cnn1_channels, cnn2_channels,
-                               kernel_size=5, padding=2, stride=1)
-        self.dropout = nn.Dropout2d(p=.5)
-        self.fc1 = nn.Linear(cnn2_channels*7*7, fc_hidden)
-        self.fc2 = nn.Linear(fc_hidden, num_classes)
-
-    def forward(self, x):
-        x = F.relu(self.conv1(x))  # 8*28*28
-        x = F.max_pool2d(x, kernel_size=2, stride=2, padding=0)  # 8*14*14
-        x = self.dropout(x)
-        x = F.relu(self.conv2(x))  # 16*14*14
-        x = F.max_pool2d(x, kernel_size=2, stride=2, padding=0)  # 16*7*7
-        x = self.dropout(x)
-        x = F.relu(self.fc1(x.view(-1, cnn2_channels*7*7)))
-        y = F.log_softmax(self.fc2(x), dim=1)
-        return y
-# --------------------------------------------------------------------------
-
 
 class FixedMaskDropout2d(nn.Module):
     """Stands in for the model's one Dropout2d module, which forward() calls
@@ -95,11 +68,6 @@ class FixedMaskDropout2d(nn.Module):
         s = self.scales[self.calls % len(self.scales)]
         self.calls += 1
         return x * s[:, :, None, None]
-
-
-def read_idx(path, header):
-    with open(path, 'rb') as f:
-        return np.frombuffer(f.read(), dtype=np.uint8, offset=header)
 
 
 class Writer:
@@ -170,9 +138,9 @@ def main():
     torch.set_num_threads(1)
     model = CNN_MNIST()
 
-    pixels = read_idx(os.path.join(args.data, 't10k-images-idx3-ubyte'), 16)
-    labels = read_idx(os.path.join(args.data, 't10k-labels-idx1-ubyte'), 8)
-    pixels = pixels[:BATCH * 784].reshape(BATCH, 1, 28, 28).copy()
+    pixels = mnist_images(args.data, 't10k')
+    labels = mnist_labels(args.data, 't10k')
+    pixels = pixels[:BATCH].reshape(BATCH, 1, 28, 28).copy()
     labels = labels[:BATCH].astype(np.int64)
     # As torchvision's ToTensor() then Normalize((MEAN,), (STD,)).
     x = torch.from_numpy(pixels).float().div(255)

@@ -35,48 +35,17 @@ import tempfile
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+
+from lecture_model import CNN_MNIST, MEAN, STD, mnist_images, mnist_labels
 
 DEFAULT_SPEC = ("conv 8 k3 p1 s1, relu, maxpool 2, dropout2d 0.5, "
                 "conv 16 k5 p2 s1, relu, maxpool 2, dropout2d 0.5, "
                 "flatten, fc 64, relu, fc 10, logsoftmax")
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 MAX_HEADER = 100 << 20
 # What `check` asks of `digitnet eval` to get per-image log-probabilities
 # without --logprobs: `--limit N` and this option writing raw float32 (N, 10).
 DIGITNET_LOGPROBS_FLAG = "--logprobs-out"
-
-# --------------------------------------------------------------------------
-# The lecture's model, as in the seed
-# --------------------------------------------------------------------------
-
-in_channels, cnn1_channels, cnn2_channels = 1, 8, 16
-fc_hidden, num_classes = 64, 10
-
-
-class CNN_MNIST(nn.Module):
-    def __init__(self):
-        super(CNN_MNIST, self).__init__()
-        self.conv1 = nn.Conv2d(in_channels, cnn1_channels,
-                               kernel_size=3, padding=1, stride=1)
-        self.conv2 = nn.Conv2d(cnn1_channels, cnn2_channels,
-                               kernel_size=5, padding=2, stride=1)
-        self.dropout = nn.Dropout2d(p=.5)
-        self.fc1 = nn.Linear(cnn2_channels * 7 * 7, fc_hidden)
-        self.fc2 = nn.Linear(fc_hidden, num_classes)
-
-    def forward(self, x):
-        x = F.relu(self.conv1(x))  # 8*28*28
-        x = F.max_pool2d(x, kernel_size=2, stride=2, padding=0)  # 8*14*14
-        x = self.dropout(x)
-        x = F.relu(self.conv2(x))  # 16*14*14
-        x = F.max_pool2d(x, kernel_size=2, stride=2, padding=0)  # 16*7*7
-        x = self.dropout(x)
-        x = F.relu(self.fc1(x.view(-1, cnn2_channels * 7 * 7)))
-        y = F.log_softmax(self.fc2(x), dim=1)
-        return y
-
 
 # --------------------------------------------------------------------------
 # safetensors
@@ -195,26 +164,7 @@ def load(path):
 # MNIST and the model
 # --------------------------------------------------------------------------
 
-def mnist_images(data_dir, split="t10k"):
-    """(N, 28, 28) uint8 images of an IDX file (plain, not gzip)."""
-    path = os.path.join(data_dir, "%s-images-idx3-ubyte" % split)
-    raw = np.fromfile(path, dtype=np.uint8)
-    magic, n, rows, cols = struct.unpack(">IIII", raw[:16].tobytes())
-    if magic != 0x803 or raw.size != 16 + n * rows * cols:
-        raise ValueError("%s: not an IDX image file of the size its header gives" % path)
-    return raw[16:].reshape(n, rows, cols)
-
-
-def mnist_labels(data_dir, split="train"):
-    path = os.path.join(data_dir, "%s-labels-idx1-ubyte" % split)
-    raw = np.fromfile(path, dtype=np.uint8)
-    magic, n = struct.unpack(">II", raw[:8].tobytes())
-    if magic != 0x801 or raw.size != 8 + n:
-        raise ValueError("%s: not an IDX label file of the size its header gives" % path)
-    return raw[8:]
-
-
-def normalise(pixels, mean=MNIST_MEAN, std=MNIST_STD):
+def normalise(pixels, mean=MEAN, std=STD):
     """(x/255 - mean) / std in float32, as dn_dataset_image does; (N,1,28,28)."""
     x = pixels.astype(np.float32) / np.float32(255.0)
     x = (x - np.float32(mean)) / np.float32(std)
@@ -237,9 +187,9 @@ def load_cnn(path):
 
 
 def logprobs_of(model, meta, data_dir, n):
-    images = mnist_images(data_dir)[:n]
-    mean = float(meta.get("mean", MNIST_MEAN))
-    std = float(meta.get("std", MNIST_STD))
+    images = mnist_images(data_dir, "t10k")[:n]
+    mean = float(meta.get("mean", MEAN))
+    std = float(meta.get("std", STD))
     with torch.no_grad():
         return model(normalise(images, mean, std)).numpy().astype(np.float32)
 
