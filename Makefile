@@ -24,6 +24,7 @@ CLI     := $(sort $(wildcard cli/*.c))
 TESTS   := $(sort $(wildcard tests/test_*.c))
 TSUP    := $(sort $(wildcard tests/support/*.c))
 BENCH   := $(sort $(wildcard bench/*.c))
+EXAMPLES := $(sort $(wildcard examples/*.c))
 
 B       := build
 
@@ -94,7 +95,13 @@ test: deps data
 	    CFLAGS="-O1 -g -Werror -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 	    LDFLAGS="-fsanitize=address,undefined" B=build/asan DN_TEST_LABEL=asan test-only
 
-test-only: $(B)/digitnet $(TESTBIN)
+# The examples are built by the tests so that they keep compiling.
+$(B)/examples/%: examples/%.c $(B)/libdigitnet.a
+	@mkdir -p $(dir $@)
+	$(say) LD $@
+	$(Q)$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -o $@ $< $(B)/libdigitnet.a $(LDFLAGS) $(LDLIBS)
+
+test-only: $(B)/digitnet $(TESTBIN) $(EXAMPLES:examples/%.c=$(B)/examples/%)
 	@DN_TEST_LABEL=$(or $(DN_TEST_LABEL),werror) DN_BIN=$(B)/digitnet tests/run $(TESTBIN)
 
 demo: deps data digitnet
