@@ -32,6 +32,10 @@ void dn_free(void *p);
 dn_status dn_write_atomic_parts(const char *path, const void *const *parts,
                                 const size_t *sizes, int nparts, dn_error *err);
 
+/* dst[i] += src[i] for i < n; vectorised (src/optim.c is built at -O3).
+ * The sum of each element is the same as a plain loop's, bit for bit. */
+void dn_add_floats(float *restrict dst, const float *restrict src, size_t n);
+
 /* a * b into *out; returns 0 on overflow. */
 static inline int dn_mul_size(size_t a, size_t b, size_t *out)
 {

@@ -208,6 +208,12 @@ static void step_adadelta(dn_optim *o, float *p, const float *g, double lr)
         adadelta_loop(p, g, square_avg, acc_delta, o->n, rho, one_m_rho, eps, wd, neg_lr, 0);
 }
 
+void dn_add_floats(float *restrict dst, const float *restrict src, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        dst[i] += src[i];
+}
+
 static void step_sgd(dn_optim *o, float *p, const float *g, double lr)
 {
     const dn_optim_config *c = &o->cfg;

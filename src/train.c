@@ -835,9 +835,7 @@ dn_status dn_train(dn_model *m, const dn_dataset *train, const dn_dataset *test,
             int used = (bs + DN_TRAIN_CHUNK - 1) / DN_TRAIN_CHUNK;
             double loss = t.chunk_loss[0];
             for (int c = 1; c < used; c++) {
-                const float *gc = t.grads[c];
-                for (size_t i = 0; i < m->n_params; i++)
-                    g[i] += gc[i];
+                dn_add_floats(g, t.grads[c], m->n_params);
                 loss += t.chunk_loss[c];
             }
             if (!isfinite(loss)) {
