@@ -20,21 +20,32 @@
 
 static const char *const optim_names[] = {"adadelta", "sgd", "adam", "adamw"};
 static const char *const sched_names[] = {"none", "step", "cosine", "onecycle"};
+#define N_OPTIM ((int)(sizeof optim_names / sizeof optim_names[0]))
+#define N_SCHED ((int)(sizeof sched_names / sizeof sched_names[0]))
+
+/* Index of name in names[n], or -1 (also for NULL). */
+static int find_name(const char *const *names, int n, const char *name)
+{
+    for (int i = 0; name && i < n; i++)
+        if (!strcmp(name, names[i]))
+            return i;
+    return -1;
+}
 
 const char *dn_optim_name(dn_optim_kind kind)
 {
-    if ((unsigned)kind < sizeof optim_names / sizeof optim_names[0])
+    if ((unsigned)kind < (unsigned)N_OPTIM)
         return optim_names[kind];
     return "unknown";
 }
 
 dn_status dn_optim_parse(const char *name, dn_optim_kind *kind, dn_error *err)
 {
-    for (unsigned i = 0; name && i < sizeof optim_names / sizeof optim_names[0]; i++)
-        if (!strcmp(name, optim_names[i])) {
-            *kind = (dn_optim_kind)i;
-            return DN_OK;
-        }
+    int i = find_name(optim_names, N_OPTIM, name);
+    if (i >= 0) {
+        *kind = (dn_optim_kind)i;
+        return DN_OK;
+    }
     return dn_fail(err, DN_ERR_ARG, "unknown optimizer '%s', expected adadelta, sgd, adam or adamw",
                    name ? name : "(null)");
 }
@@ -298,18 +309,18 @@ void dn_optim_step(dn_optim *o, float *params, const float *grads, double lr)
 
 const char *dn_sched_name(dn_sched_kind kind)
 {
-    if ((unsigned)kind < sizeof sched_names / sizeof sched_names[0])
+    if ((unsigned)kind < (unsigned)N_SCHED)
         return sched_names[kind];
     return "unknown";
 }
 
 dn_status dn_sched_parse(const char *name, dn_sched_kind *kind, dn_error *err)
 {
-    for (unsigned i = 0; name && i < sizeof sched_names / sizeof sched_names[0]; i++)
-        if (!strcmp(name, sched_names[i])) {
-            *kind = (dn_sched_kind)i;
-            return DN_OK;
-        }
+    int i = find_name(sched_names, N_SCHED, name);
+    if (i >= 0) {
+        *kind = (dn_sched_kind)i;
+        return DN_OK;
+    }
     return dn_fail(err, DN_ERR_ARG, "unknown schedule '%s', expected step, cosine, onecycle or none",
                    name ? name : "(null)");
 }
