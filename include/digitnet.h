@@ -413,6 +413,14 @@ void dn_optim_free(dn_optim *o);
  * scheduled value; cfg.lr is ignored here). grads are left unchanged. */
 void dn_optim_step(dn_optim *o, float *params, const float *grads,
                    double lr);
+/* The same update for elements [lo, hi) only, without counting the step:
+ * threads may each take a slice of one step, then one thread calls
+ * dn_optim_step_end. Every element gets exactly the arithmetic of
+ * dn_optim_step, which is dn_optim_step_range(o, p, g, lr, 0, n) followed
+ * by dn_optim_step_end(o). */
+void dn_optim_step_range(dn_optim *o, float *params, const float *grads,
+                         double lr, size_t lo, size_t hi);
+void dn_optim_step_end(dn_optim *o);
 
 /* Learning-rate schedules, as PyTorch's lr_scheduler stepped the usual way:
  *   none      constant lr

@@ -206,17 +206,21 @@ static inline void adadelta_loop(float *restrict p, const float *restrict g,
     }
 }
 
-static void step_adadelta(dn_optim *o, float *p, const float *g, double lr)
+/* Each step_* updates elements [lo, hi) only; p and g point at element 0. */
+static void step_adadelta(dn_optim *o, float *p, const float *g, double lr, size_t lo,
+                          size_t hi)
 {
     const dn_optim_config *c = &o->cfg;
-    float *square_avg = o->state[0]; /* (n) */
-    float *acc_delta = o->state[1];  /* (n) */
+    float *square_avg = o->state[0] + lo; /* (hi - lo) */
+    float *acc_delta = o->state[1] + lo;  /* (hi - lo) */
+    p += lo;
+    g += lo;
     const float rho = (float)c->rho, one_m_rho = (float)(1 - c->rho);
     const float eps = (float)c->eps, wd = (float)c->weight_decay, neg_lr = (float)-lr;
     if (c->weight_decay != 0)
-        adadelta_loop(p, g, square_avg, acc_delta, o->n, rho, one_m_rho, eps, wd, neg_lr, 1);
+        adadelta_loop(p, g, square_avg, acc_delta, hi - lo, rho, one_m_rho, eps, wd, neg_lr, 1);
     else
-        adadelta_loop(p, g, square_avg, acc_delta, o->n, rho, one_m_rho, eps, wd, neg_lr, 0);
+        adadelta_loop(p, g, square_avg, acc_delta, hi - lo, rho, one_m_rho, eps, wd, neg_lr, 0);
 }
 
 void dn_add_floats(float *restrict dst, const float *restrict src, size_t n)
@@ -225,7 +229,7 @@ void dn_add_floats(float *restrict dst, const float *restrict src, size_t n)
         dst[i] += src[i];
 }
 
-static void step_sgd(dn_optim *o, float *p, const float *g, double lr)
+static void step_sgd(dn_optim *o, float *p, const float *g, double lr, size_t lo, size_t hi)
 {
     const dn_optim_config *c = &o->cfg;
     const float wd = (float)c->weight_decay, neg_lr = (float)-lr;
@@ -234,7 +238,7 @@ static void step_sgd(dn_optim *o, float *p, const float *g, double lr)
     /* PyTorch starts the buffer as a copy of the first (decayed) gradient,
      * without dampening; after that buf = mom * buf + (1 - dampening) * d. */
     int first = o->steps == 0;
-    for (size_t i = 0; i < o->n; i++) {
+    for (size_t i = lo; i < hi; i++) {
         float d = g[i];
         if (c->weight_decay != 0)
             d = d + wd * p[i];
@@ -249,7 +253,7 @@ static void step_sgd(dn_optim *o, float *p, const float *g, double lr)
     }
 }
 
-static void step_adam(dn_optim *o, float *p, const float *g, double lr)
+static void step_adam(dn_optim *o, float *p, const float *g, double lr, size_t lo, size_t hi)
 {
     const dn_optim_config *c = &o->cfg;
     float *exp_avg = o->state[0];    /* (n) */
@@ -267,7 +271,7 @@ static void step_adam(dn_optim *o, float *p, const float *g, double lr)
     double bc2_sqrt = sqrt(1 - pow(c->beta2, step));
     const float neg_step_size = (float)-(lr / bc1);
     const float bc2s = (float)bc2_sqrt;
-    for (size_t i = 0; i < o->n; i++) {
+    for (size_t i = lo; i < hi; i++) {
         float grad = g[i];
         if (decoupled)
             p[i] = p[i] * decay;
@@ -286,21 +290,36 @@ static void step_adam(dn_optim *o, float *p, const float *g, double lr)
     }
 }
 
-void dn_optim_step(dn_optim *o, float *params, const float *grads, double lr)
+void dn_optim_step_range(dn_optim *o, float *params, const float *grads, double lr, size_t lo,
+                         size_t hi)
 {
+    if (hi > o->n)
+        hi = o->n;
+    if (lo >= hi)
+        return;
     switch (o->cfg.kind) {
     case DN_OPTIM_ADADELTA:
-        step_adadelta(o, params, grads, lr);
+        step_adadelta(o, params, grads, lr, lo, hi);
         break;
     case DN_OPTIM_SGD:
-        step_sgd(o, params, grads, lr);
+        step_sgd(o, params, grads, lr, lo, hi);
         break;
     case DN_OPTIM_ADAM:
     case DN_OPTIM_ADAMW:
-        step_adam(o, params, grads, lr);
+        step_adam(o, params, grads, lr, lo, hi);
         break;
     }
+}
+
+void dn_optim_step_end(dn_optim *o)
+{
     o->steps++;
+}
+
+void dn_optim_step(dn_optim *o, float *params, const float *grads, double lr)
+{
+    dn_optim_step_range(o, params, grads, lr, 0, o->n);
+    dn_optim_step_end(o);
 }
 
 /* ------------------------------------------------------------------------ */

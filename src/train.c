@@ -663,6 +663,34 @@ static void train_chunks(void *ctx, int tid)
     }
 }
 
+/* The sum of the chunk gradients and the optimizer step, each thread on its
+ * own slice of the parameters. Every element sees the same operations in
+ * the same order (chunks 0, 1, 2, ... then the update) however the slices
+ * fall, so the weights do not depend on the number of threads. */
+typedef struct update_job {
+    dn_optim *optim;
+    float *params;      /* (n) */
+    float **grads;      /* (used) each (n); the sum goes into grads[0] */
+    int used;
+    size_t n;
+    double lr;
+    int threads;
+} update_job;
+
+static void update_slices(void *ctx, int tid)
+{
+    update_job *u = ctx;
+    /* Slices of whole 64-byte lines, so threads never share a cache line. */
+    size_t per = (u->n + (size_t)u->threads - 1) / (size_t)u->threads;
+    per = (per + 15) & ~(size_t)15;
+    size_t lo = per * (size_t)tid, hi = lo + per < u->n ? lo + per : u->n;
+    if (lo >= hi)
+        return;
+    for (int c = 1; c < u->used; c++)
+        dn_add_floats(u->grads[0] + lo, u->grads[c] + lo, hi - lo);
+    dn_optim_step_range(u->optim, u->params, u->grads[0], u->lr, lo, hi);
+}
+
 static void shuffle(uint32_t *perm, size_t n, uint64_t seed, int epoch)
 {
     for (size_t i = 0; i < n; i++)
@@ -796,7 +824,6 @@ dn_status dn_train(dn_model *m, const dn_dataset *train, const dn_dataset *test,
         return st;
     }
 
-    float *g = t.grads[0]; // (n_params) the batch gradient, summed in place
     for (int e = pos.epoch; e < cfg->epochs && !st; e++) {
         double t0 = now_seconds(), lr = cfg->optim.lr;
         size_t images_here = 0;
@@ -834,10 +861,8 @@ dn_status dn_train(dn_model *m, const dn_dataset *train, const dn_dataset *test,
             /* Chunk order, whatever thread computed which chunk. */
             int used = (bs + DN_TRAIN_CHUNK - 1) / DN_TRAIN_CHUNK;
             double loss = t.chunk_loss[0];
-            for (int c = 1; c < used; c++) {
-                dn_add_floats(g, t.grads[c], m->n_params);
+            for (int c = 1; c < used; c++)
                 loss += t.chunk_loss[c];
-            }
             if (!isfinite(loss)) {
                 st = dn_fail(err, DN_ERR_NUMERIC, "epoch %d, batch %ld of %ld: the loss is "
                              "%g; training diverged, try a lower learning rate (this one "
@@ -847,7 +872,9 @@ dn_status dn_train(dn_model *m, const dn_dataset *train, const dn_dataset *test,
                 break;
             }
             lr = dn_sched_lr(&cfg->sched, cfg->optim.lr, e, cfg->epochs, b, batches);
-            dn_optim_step(&t.optim, m->params, g, lr);
+            update_job u = {&t.optim, m->params, t.grads, used, m->n_params, lr, t.pool.n};
+            pool_run(&t.pool, update_slices, &u);
+            dn_optim_step_end(&t.optim);
             pos.loss_sum += loss;
             pos.loss_count += bs;
             pos.epoch = e;

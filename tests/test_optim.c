@@ -153,6 +153,44 @@ static void test_schedules_match_pytorch(void **state)
     json_decref(root);
 }
 
+/* A step taken in slices (as the trainer's threads do) equals the whole
+ * step bit for bit, for every optimizer, over several steps. */
+static void test_step_in_slices(void **state)
+{
+    (void)state;
+    enum { N = 37 };
+    const dn_optim_kind kinds[] = {DN_OPTIM_ADADELTA, DN_OPTIM_SGD, DN_OPTIM_ADAM, DN_OPTIM_ADAMW};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        dn_optim_config c;
+        dn_optim_defaults(&c, kinds[k]);
+        c.momentum = 0.9;
+        c.weight_decay = 1e-3;
+        dn_optim whole, sliced;
+        assert_int_equal(dn_optim_init(&whole, &c, N, NULL), DN_OK);
+        assert_int_equal(dn_optim_init(&sliced, &c, N, NULL), DN_OK);
+        float pw[N], ps[N], g[N];
+        for (int i = 0; i < N; i++)
+            pw[i] = ps[i] = 0.1f * (float)(i % 7) - 0.3f;
+        for (int step = 0; step < 4; step++) {
+            for (int i = 0; i < N; i++)
+                g[i] = 0.01f * (float)((i * 13 + step * 5) % 11) - 0.05f;
+            dn_optim_step(&whole, pw, g, 0.01);
+            /* Uneven slices, given out of order. */
+            dn_optim_step_range(&sliced, ps, g, 0.01, 16, 33);
+            dn_optim_step_range(&sliced, ps, g, 0.01, 0, 16);
+            dn_optim_step_range(&sliced, ps, g, 0.01, 33, 1000);
+            dn_optim_step_end(&sliced);
+        }
+        assert_memory_equal(pw, ps, sizeof pw);
+        float moved = 0;
+        for (int i = 0; i < N; i++)
+            moved += fabsf(pw[i] - (0.1f * (float)(i % 7) - 0.3f));
+        assert_true(moved > 0);
+        dn_optim_free(&whole);
+        dn_optim_free(&sliced);
+    }
+}
+
 /* First steps worked out by hand from the update rules (all state 0). */
 static void test_first_steps_by_hand(void **state)
 {
@@ -291,6 +329,7 @@ int main(void)
         cmocka_unit_test(test_optimizers_match_pytorch),
         cmocka_unit_test(test_schedules_match_pytorch),
         cmocka_unit_test(test_first_steps_by_hand),
+        cmocka_unit_test(test_step_in_slices),
         cmocka_unit_test(test_checks_and_names),
         cmocka_unit_test(test_default_step_schedule),
     };
