@@ -14,10 +14,14 @@ PKGS    := zlib jansson stb
 CPPFLAGS += -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 CFLAGS  ?= $(OPT) -g
 override CFLAGS += -std=c17 $(WARN) -pthread
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# Asked of pkg-config when a recipe first needs them, not when make starts:
+# `make demo` and `make test` install the packages (scripts/install-deps)
+# in the same run, and a value read before that would be empty on a bare
+# machine. The targets that build after installing also start a new make.
+PKG_CFLAGS = $(eval PKG_CFLAGS := $$(shell pkg-config --cflags $(PKGS) 2>/dev/null))$(PKG_CFLAGS)
+PKG_LIBS   = $(eval PKG_LIBS := $$(shell pkg-config --libs $(PKGS) 2>/dev/null))$(PKG_LIBS)
+TEST_LIBS  = $(eval TEST_LIBS := $$(shell pkg-config --libs cmocka 2>/dev/null))$(TEST_LIBS)
 LDLIBS  += $(PKG_LIBS) -lm -pthread
-TEST_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
 SRC     := $(sort $(wildcard src/*.c src/*/*.c))
 CLI     := $(sort $(wildcard cli/*.c))
@@ -41,12 +45,19 @@ CLIOBJ  := $(CLI:%.c=$(B)/obj/%.o)
 TSUPOBJ := $(TSUP:%.c=$(B)/obj/%.o)
 TESTBIN := $(TESTS:tests/%.c=$(B)/tests/%)
 
-.PHONY: all test test-only demo bench bench-bin clean deps data distclean
+.PHONY: all test test-only demo bench bench-bin clean deps data distclean check-pkgs
 .DEFAULT_GOAL := all
 # Keep object files that only tests use (make would delete them as intermediates).
 .SECONDARY:
 
-all: digitnet
+all: check-pkgs digitnet
+
+# A plain `make` does not install anything; say what is missing instead of
+# failing later on a missing header.
+check-pkgs:
+	@pkg-config --exists $(PKGS) 2>/dev/null || { \
+	    echo "make: missing build dependencies (pkg-config: $(PKGS));" \
+	         "run 'scripts/install-deps' (or 'make demo' / 'make test', which run it)" >&2; exit 1; }
 
 $(B)/obj/%.o: %.c include/digitnet.h $(wildcard src/*.h src/*/*.h cli/*.h)
 	@mkdir -p $(dir $@)
@@ -104,7 +115,9 @@ $(B)/examples/%: examples/%.c $(B)/libdigitnet.a
 test-only: $(B)/digitnet $(TESTBIN) $(EXAMPLES:examples/%.c=$(B)/examples/%)
 	@DN_TEST_LABEL=$(or $(DN_TEST_LABEL),werror) DN_BIN=$(B)/digitnet tests/run $(TESTBIN)
 
-demo: deps data digitnet
+# A new make after the set-up, so that it sees the packages just installed.
+demo: deps data
+	@$(MAKE) --no-print-directory digitnet
 	@scripts/demo
 
 # scripts/bench builds its own -O3 copy (B=build/bench) with bench-bin.
