@@ -229,6 +229,10 @@ float *dn_work_act(dn_work *w, int layer);
  * default the fast kernels run where they apply and keep only what
  * backward needs. The two give the same results (see tests). */
 void dn_work_set_reference(dn_work *w, int on);
+/* Which kernels the passes run on this machine, for messages: "fast
+ * kernels, AVX-512" (or "AVX2", "portable C"; every model runs on them),
+ * or "general reference kernels" where the fast ones were not built. */
+const char *dn_kernels(void);
 /* Dropout2d scale of layer i: (B, C), each 0 or 1/(1-p). Written by a
  * DN_MODE_TRAIN forward; read by a DN_MODE_TRAIN_FIXED_MASK forward (all
  * ones until written). NULL unless layer i is a dropout2d. */

@@ -3,23 +3,20 @@
  * vector (vec.h: one zmm register, two ymm or four xmm) and compiled by
  * kern_c.c, kern_avx2.c and kern_avx512.c for their instruction sets. The
  * includer defines DN_KERN_ISA (0 C, 1 AVX2, 2 AVX-512) and
- * DN_KERN_NAME(x), and has selected the target. See fast_impl.h for the
- * buffers' geometry.
+ * DN_KERN_NAME(x), and has selected the target. The stages, their planes
+ * and buffers are described in fast_impl.h.
  *
- * Per sample, forward:
- *   conv1 + ReLU + pool1 + dropout, fused, for the kept channels only,
- *     into zero-bordered planes: 2 output rows x (up to 4) channels at a
- *     time so each input vector feeds several accumulators;
- *   conv2 + ReLU + pool2 + dropout, fused, for kept outputs over kept
- *     inputs: a pair of output rows for up to 8 channels in registers;
- *   fc1 over the 16-float vectors of its input that hold a kept channel,
- *     fc2 and log_softmax as the general kernels.
- * Backward, per chunk: the head and fc2; fc1's weight gradient vector by
- * vector over the samples that keep it (each element written once); then
- * per sample fc1's input gradient, pool2 routing, conv2's weight gradient
- * for kept (output, input) pairs, its input gradient as a convolution of
- * the output gradient with the reversed kernel (the forward kernel), and
- * conv1's weight gradient. Nothing allocates.
+ * Forward, per stage: a convolution sample by sample over its kept input
+ * channels into its kept output channels, blocks of two output rows x one
+ * or two vectors x several channels in registers, with ReLU, 2x2 pooling
+ * and the dropout scale applied to the registers before they are stored;
+ * a fully connected layer a few samples at a time over the input vectors
+ * they hold; pooling, ReLU and dropout stages as plain loops.
+ * Backward, per stage in reverse: the output gradient is routed (dropout,
+ * pooling arg-max, ReLU) into zero-bordered planes; the weight gradient of
+ * each (output, input) channel pair sums over the samples of a block in
+ * registers; the input gradient is the forward kernel run over those planes
+ * with the kernel flipped. Nothing allocates.
  */
 #include "fast/fast_impl.h"
 
@@ -37,90 +34,138 @@
 /* Register blocking per instruction set: 32 zmm registers hold far more
  * accumulators than 16 ymm (a v16 is two of them) or 16 xmm (four). */
 #if DN_KERN_ISA == 2
-#define KB1 4   /* conv1 output channels per block */
-#define KB2 8   /* conv2 (and its input gradient) channels per block */
-#define KY2 5   /* conv2 weight-gradient kernel rows per sweep */
-#define KY1 3   /* conv1 weight-gradient kernel rows per sweep */
-#define KJ 16   /* fc1 outputs per block */
-#define KV 8    /* fc1 input-gradient vectors per block */
+#define KB1 8       /* conv output channels per block, one vector per row */
+#define KB2 6       /* ... two vectors per row */
+#define NVT_MAX 2
+#define DW_ACC 25   /* weight-gradient accumulators */
+#define FC_ACC 16   /* fc accumulators (samples x outputs) */
+#define G_MAX 8     /* fc samples per block */
 #elif DN_KERN_ISA == 1
-#define KB1 1
-#define KB2 2
-#define KY2 1
-#define KY1 1
-#define KJ 4
-#define KV 2
+#define KB1 2
+#define KB2 1
+#define NVT_MAX 1
+#define DW_ACC 6
+#define FC_ACC 4
+#define G_MAX 4
 #else
 #define KB1 1
 #define KB2 1
-#define KY2 1
-#define KY1 1
-#define KJ 2
-#define KV 1
+#define NVT_MAX 1
+#define DW_ACC 3
+#define FC_ACC 2
+#define G_MAX 2
 #endif
+#define KB_MAX (KB1 > KB2 ? KB1 : KB2)
 
-static const int32_t k_parity[16] = {0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1};
-static const int32_t k_first14[16] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 0};
-static const int32_t k_first7[16] = {-1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0};
 static const int32_t k_bottom2[16] = {0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2};
+
+static inline int min_i(int a, int b)
+{
+    return a < b ? a : b;
+}
 
 /* ------------------------------------------------------------------------ */
 /* Kept channels                                                            */
 /* ------------------------------------------------------------------------ */
 
-/* Channels of one sample to compute: those with a non-zero scale, or all
- * of them when not skipping. Returns the count. */
-KI int kept(const float *scale, int C, int sparse, int *list)
+/* Kept flags of C channels of sample b from a (B, C) dropout scale: all
+ * kept without one, or when not skipping. */
+static void keep_flags(uint8_t *keep, const float *mask, int b, int C, int sparse)
+{
+    for (int c = 0; c < C; c++)
+        keep[c] = !sparse || !mask || mask[(size_t)b * C + c] != 0.0f;
+}
+
+static int keep_list(const uint8_t *keep, int C, int *list)
 {
     int n = 0;
     for (int c = 0; c < C; c++)
-        if (!sparse || scale[c] != 0.0f)
+        if (keep[c])
             list[n++] = c;
     return n;
 }
 
-/* fc1 input vectors (16 floats of the 784) touching a kept conv2 channel
- * (49 floats each). */
-KI uint64_t active_vectors(const int *k2, int n2)
+/* The mask of layer l for this pass, or NULL. */
+static const float *mask_of(const dn_fast_pass *a, int l)
 {
-    uint64_t act = 0;
-    for (int i = 0; i < n2; i++)
-        for (int v = k2[i] * 49 / 16; v <= (k2[i] * 49 + 48) / 16; v++)
-            act |= (uint64_t)1 << v;
-    return act;
+    return l >= 0 && a->masks ? a->masks[l] : NULL;
 }
 
 /* ------------------------------------------------------------------------ */
-/* Pooling epilogues                                                        */
+/* Staged planes                                                            */
 /* ------------------------------------------------------------------------ */
 
-/* ReLU, 2x2 max-pool and dropout scale of two 32-wide conv1 rows (lo: x
- * 0..15, hi: x 16..31, valid up to 27) into a 16-float pooled row (14
- * valid, the rest 0) and its arg-max codes. The first maximum in scan
- * order wins, as in the general kernel: top row first (left before
- * right), then the bottom row only where strictly greater. */
-KI void pool1_epilogue(v16 r0lo, v16 r0hi, v16 r1lo, v16 r1hi, float scale, float *dst,
-                       uint8_t *code)
+/* src (h, w) into dst, pixel (y, x) at row top + y, column left + x,
+ * clipped to rows x cols (row stride rs). What lies outside is not
+ * touched: the borders stay as they are (zero). */
+static void stage_plane(float *dst, int rows, int cols, int rs, const float *src, int h, int w,
+                        int top, int left)
 {
-    r0lo = relu(r0lo), r0hi = relu(r0hi), r1lo = relu(r1lo), r1hi = relu(r1hi);
-    v16 e0 = evens(r0lo, r0hi), o0 = odds(r0lo, r0hi);
-    v16 e1 = evens(r1lo, r1hi), o1 = odds(r1lo, r1hi);
-    vi16 t0 = vgt(o0, e0), t1 = vgt(o1, e1);
-    v16 top = sel(t0, o0, e0), bot = sel(t1, o1, e1);
-    vi16 ct = vandi(t0, splati(1)), cb = vaddi(vandi(t1, splati(1)), splati(2));
-    vi16 tb = vgt(bot, top);
-    v16 m = sel(tb, bot, top);
-    vi16 c = seli(tb, cb, ct);
-    vi16 live = vandi(vgt(m, splat(0.0f)), ldi(k_first14));
-    m = vscale(sel(live, m, splat(0.0f)), scale);
-    c = seli(live, c, splati(DN_AM_NONE));
-    st(dst, m);
-    codes_st(code, c, 16);
+    int x0 = left < 0 ? -left : 0, x1 = min_i(w, cols - left);
+    if (x1 <= x0)
+        return;
+    for (int y = top < 0 ? -top : 0; y < h && top + y < rows; y++)
+        memcpy(dst + (size_t)(top + y) * rs + left + x0, src + (size_t)y * w + x0,
+               (size_t)(x1 - x0) * sizeof *src);
 }
 
-/* The same for two 16-wide conv2 rows (14 valid) into 7 pooled values and
- * 8 codes (the 8th DN_AM_NONE). */
-KI void pool2_epilogue(v16 r0, v16 r1, float scale, float *dst, uint8_t *code)
+/* ------------------------------------------------------------------------ */
+/* Convolution blocks                                                       */
+/* ------------------------------------------------------------------------ */
+
+/* Where a convolution block reads: input channel i's staged plane at
+ * planes + i * plane (row stride rs, output row oy reads rows oy * stride
+ * + ky), and the weight of (output o, input i, tap t) at w[o * wso + i *
+ * wsi + t]. */
+typedef struct conv_src {
+    const float *planes;
+    size_t plane;
+    int rs, stride, K;
+    const float *w;
+    size_t wso, wsi;
+} conv_src;
+
+typedef v16 conv_acc[KB_MAX][2][NVT_MAX];
+
+/* Adds to acc[o][r][j] (o < N, r < 2, j < NVT) the convolution of output
+ * rows oy0 + r, columns x0 + 16 j + lane, of output channels ko[0..N),
+ * over input channels kin[0..nin). */
+KI void conv_block(const int N, const int NVT, conv_acc acc, const conv_src *s, const int *kin,
+                   int nin, const int *ko, int oy0, int x0)
+{
+    const int K = s->K, rs = s->rs, step = s->stride * rs;
+    for (int ii = 0; ii < nin; ii++) {
+        const int i = kin[ii];
+        const float *pl = s->planes + (size_t)i * s->plane + (size_t)oy0 * step + x0;
+        const float *w[KB_MAX];
+        for (int o = 0; o < N; o++)
+            w[o] = s->w + (size_t)ko[o] * s->wso + (size_t)i * s->wsi;
+        for (int ky = 0; ky < K; ky++) {
+            const float *r0 = pl + (size_t)ky * rs, *r1 = r0 + step;
+            for (int kx = 0; kx < K; kx++) {
+                v16 a0[NVT_MAX], a1[NVT_MAX];
+                for (int j = 0; j < NVT; j++) {
+                    a0[j] = ld(r0 + kx + 16 * j);
+                    a1[j] = ld(r1 + kx + 16 * j);
+                }
+                /* Each broadcast weight serves both rows and every vector. */
+                for (int o = 0; o < N; o++) {
+                    v16 ws = splat(w[o][ky * K + kx]);
+                    for (int j = 0; j < NVT; j++) {
+                        acc[o][0][j] = fma16(a0[j], ws, acc[o][0][j]);
+                        acc[o][1][j] = fma16(a1[j], ws, acc[o][1][j]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* ReLU, 2x2 max-pool and dropout scale of 16 columns of two conv rows into
+ * n <= 8 pooled values and their arg-max codes. The first maximum in scan
+ * order wins, as in the general kernel: top row first (left before right),
+ * then the bottom row only where strictly greater. */
+KI void pool_epilogue(v16 r0, v16 r1, float scale, float *dst, uint8_t *code, int n)
 {
     r0 = relu(r0), r1 = relu(r1);
     /* Lanes 0..7: pairs of the top row; 8..15: of the bottom row. */
@@ -133,515 +178,713 @@ KI void pool2_epilogue(v16 r0, v16 r1, float scale, float *dst, uint8_t *code)
     vi16 tb = vgt(mb, m);
     m = sel(tb, mb, m);
     c = seli(tb, cb, c);
-    vi16 live = vandi(vgt(m, splat(0.0f)), ldi(k_first7));
+    vi16 live = vgt(m, splat(0.0f));
     m = vscale(sel(live, m, splat(0.0f)), scale);
     c = seli(live, c, splati(DN_AM_NONE));
-    st7(dst, m);
-    codes_st(code, c, 8);
+    stn(dst, m, n);
+    uint8_t t8[16];
+    codes_st(t8, c, 16);
+    memcpy(code, t8, (size_t)n);
 }
 
-/* ------------------------------------------------------------------------ */
-/* Convolutions                                                             */
-/* ------------------------------------------------------------------------ */
+/* What a forward block writes: the stage output of one sample. */
+typedef struct conv_out {
+    float *act;             // (O, PH, PW) pooled, or (O, OH, OW)
+    uint8_t *code;          // (O, PH, PW) pool arg-max, or NULL
+    const float *bias;      // (O)
+    const float *scale;     // (O) dropout scale of this sample, or NULL
+    int relu, OH, OW, stride;
+} conv_out;
 
-/* conv1 (3x3, pad 1) for N output channels k[0..N) of one sample, fused
- * with ReLU, pool1 and the dropout scale: pooled row r comes from output
- * rows 2r and 2r+1, each two vectors wide. */
-KI void conv1_block(const int N, const dn_fast_pass *p, const float *xp, const int *k,
-                    const float *sc, float *p1, uint8_t *am)
+/* One forward block: bias, convolution, then ReLU + pool or ReLU, the
+ * dropout scale and the store. */
+KI void conv_fwd_block(const int N, const int NVT, const conv_src *s, const conv_out *d,
+                       const int *kin, int nin, const int *ko, int oy0, int x0)
 {
-    for (int r = 0; r < 14; r++) {
-        v16 a[KB1][4]; /* row 0 lo, row 0 hi, row 1 lo, row 1 hi */
-        const float *w[KB1];
-        for (int o = 0; o < N; o++) {
-            v16 b0 = splat(p->b_c1[k[o]]);
-            a[o][0] = a[o][1] = a[o][2] = a[o][3] = b0;
-            w[o] = p->w_c1 + k[o] * 9;
+    conv_acc acc;
+    for (int o = 0; o < N; o++) {
+        v16 b0 = splat(d->bias[ko[o]]);
+        for (int j = 0; j < NVT; j++)
+            acc[o][0][j] = acc[o][1][j] = b0;
+    }
+    conv_block(N, NVT, acc, s, kin, nin, ko, oy0, x0);
+    for (int o = 0; o < N; o++) {
+        float sc = d->scale ? d->scale[ko[o]] : 1.0f;
+        if (d->code) {
+            int PH = d->OH / 2, PW = d->OW / 2;
+            size_t at = ((size_t)ko[o] * PH + oy0 / 2) * PW;
+            for (int j = 0; j < NVT; j++) {
+                int px = (x0 + 16 * j) / 2, n = min_i(8, PW - px);
+                if (n > 0)
+                    pool_epilogue(acc[o][0][j], acc[o][1][j], sc, d->act + at + px,
+                                  d->code + at + px, n);
+            }
+            continue;
         }
-        const float *row = xp + 2 * r * XP_STRIDE;
-#pragma GCC unroll 4
-        for (int iy = 0; iy < 4; iy++) {
-#pragma GCC unroll 3
-            for (int kx = 0; kx < 3; kx++) {
-                v16 vlo = ld(row + iy * XP_STRIDE + kx), vhi = ld(row + iy * XP_STRIDE + kx + 16);
-                for (int o = 0; o < N; o++) {
-                    if (iy < 3) {
-                        v16 ws = splat(w[o][iy * 3 + kx]);
-                        a[o][0] = fma16(vlo, ws, a[o][0]);
-                        a[o][1] = fma16(vhi, ws, a[o][1]);
+        for (int r = 0; r < 2; r++) {
+            int oy = oy0 + r;
+            if (oy >= d->OH)
+                break;
+            float *row = d->act + ((size_t)ko[o] * d->OH + oy) * d->OW;
+            for (int j = 0; j < NVT; j++) {
+                v16 v = acc[o][r][j];
+                if (d->relu)
+                    v = relu(v);
+                v = vscale(v, sc);
+                int x = x0 + 16 * j;
+                if (d->stride == 1) {
+                    int n = min_i(16, d->OW - x);
+                    if (n > 0)
+                        stn(row + x, v, n);
+                } else {
+                    /* Columns were computed at stride 1; keep every
+                     * stride-th. */
+                    float t[16];
+                    st(t, v);
+                    for (int l = 0; l < 16; l++)
+                        if ((x + l) % d->stride == 0 && (x + l) / d->stride < d->OW)
+                            row[(x + l) / d->stride] = t[l];
+                }
+            }
+        }
+    }
+}
+
+/* One input-gradient block: the convolution stored into rows < H, columns
+ * < W of the gradient planes dx (C, H, W). */
+KI void conv_dx_block(const int N, const int NVT, const conv_src *s, float *dx, int H, int W,
+                      const int *kin, int nin, const int *ko, int oy0, int x0)
+{
+    conv_acc acc;
+    for (int o = 0; o < N; o++)
+        for (int j = 0; j < NVT; j++)
+            acc[o][0][j] = acc[o][1][j] = splat(0.0f);
+    conv_block(N, NVT, acc, s, kin, nin, ko, oy0, x0);
+    for (int o = 0; o < N; o++)
+        for (int r = 0; r < 2 && oy0 + r < H; r++)
+            for (int j = 0; j < NVT; j++) {
+                int x = x0 + 16 * j, n = min_i(16, W - x);
+                if (n > 0)
+                    stn(dx + ((size_t)ko[o] * H + oy0 + r) * W + x, acc[o][r][j], n);
+            }
+}
+
+/* Calls BLOCK(n) for a compile-time n equal to the runtime nb, up to lim. */
+#define DN_SWITCH8(nb, lim, BLOCK)                                           \
+    switch (nb) {                                                            \
+    case 1: BLOCK(1); break;                                                 \
+    case 2: if ((lim) >= 2) BLOCK(2); break;                                 \
+    case 3: if ((lim) >= 3) BLOCK(3); break;                                 \
+    case 4: if ((lim) >= 4) BLOCK(4); break;                                 \
+    case 5: if ((lim) >= 5) BLOCK(5); break;                                 \
+    case 6: if ((lim) >= 6) BLOCK(6); break;                                 \
+    case 7: if ((lim) >= 7) BLOCK(7); break;                                 \
+    default: if ((lim) >= 8) BLOCK(8); break;                                \
+    }
+
+/* Every block of a convolution: rows in pairs (the first 2 * (rows/2)
+ * when pooling), NV vectors across, output channels ko[0..nout) in
+ * blocks. dx NULL: forward into d; else the input gradient into dx. */
+static void conv_run(const conv_src *s, const conv_out *d, float *dx, int H, int W, int rows,
+                     int NV, const int *kin, int nin, const int *ko, int nout)
+{
+    int nvt = NVT_MAX >= 2 && NV >= 2 ? 2 : 1, kb = nvt == 2 ? KB2 : KB1;
+    for (int o0 = 0; o0 < nout; o0 += kb) {
+        int nb = min_i(kb, nout - o0);
+        const int *k = ko + o0;
+        for (int oy0 = 0; oy0 < rows; oy0 += 2)
+            for (int xv = 0; xv < NV;) {
+                int x0 = 16 * xv, two = nvt == 2 && xv + 1 < NV;
+                if (dx) {
+#define DX1(n) conv_dx_block(n, 1, s, dx, H, W, kin, nin, k, oy0, x0)
+#define DX2(n) conv_dx_block(n, NVT_MAX, s, dx, H, W, kin, nin, k, oy0, x0)
+                    if (two) {
+                        DN_SWITCH8(nb, KB2, DX2)
+                    } else {
+                        DN_SWITCH8(nb, KB1, DX1)
                     }
-                    if (iy > 0) {
-                        v16 ws = splat(w[o][(iy - 1) * 3 + kx]);
-                        a[o][2] = fma16(vlo, ws, a[o][2]);
-                        a[o][3] = fma16(vhi, ws, a[o][3]);
+                } else {
+#define FW1(n) conv_fwd_block(n, 1, s, d, kin, nin, k, oy0, x0)
+#define FW2(n) conv_fwd_block(n, NVT_MAX, s, d, kin, nin, k, oy0, x0)
+                    if (two) {
+                        DN_SWITCH8(nb, KB2, FW2)
+                    } else {
+                        DN_SWITCH8(nb, KB1, FW1)
                     }
                 }
+                xv += two ? 2 : 1;
             }
-        }
-        for (int o = 0; o < N; o++)
-            pool1_epilogue(a[o][0], a[o][1], a[o][2], a[o][3], sc[k[o]],
-                           p1 + k[o] * PL_SIZE + PL_AT(r, 0),
-                           am + (k[o] * 14 + r) * 16);
-    }
-}
-
-/* A 5x5 convolution (pad 2) over 14x14 planes: output rows 2r and 2r+1 of
- * N output channels kout[0..N), summed over input channels kin[0..nin),
- * added into a0 and a1. The weight of (output o, input i, tap t) is
- * wb[o * wso + i * wsi + t], or of tap 24 - t with rev (a compile-time
- * constant). Forward passes the weights as they are; the input gradient
- * passes them reversed, with the two strides swapped. */
-KI void conv5_rows(const int N, v16 *a0, v16 *a1, const float *planes, const int *kin, int nin,
-                   const float *wb, int wso, int wsi, const int *kout, int r, const int rev)
-{
-    for (int ii = 0; ii < nin; ii++) {
-        const int i = kin[ii];
-        const float *pl = planes + i * PL_SIZE + PL_AT(2 * r - 2, -2);
-        const float *w[KB2];
-        for (int o = 0; o < N; o++)
-            w[o] = wb + kout[o] * wso + i * wsi;
-        /* Each broadcast weight serves both rows. */
-#pragma GCC unroll 5
-        for (int ky = 0; ky < 5; ky++) {
-#pragma GCC unroll 5
-            for (int kx = 0; kx < 5; kx++) {
-                v16 v0 = ld(pl + ky * PL_STRIDE + kx), v1 = ld(pl + (ky + 1) * PL_STRIDE + kx);
-                for (int o = 0; o < N; o++) {
-                    v16 ws = splat(w[o][rev ? 24 - (ky * 5 + kx) : ky * 5 + kx]);
-                    a0[o] = fma16(v0, ws, a0[o]);
-                    a1[o] = fma16(v1, ws, a1[o]);
-                }
-            }
-        }
-    }
-}
-
-/* conv2 + ReLU + pool2 + dropout for N output channels k2o[0..N) of one
- * sample, over its kept input channels. */
-KI void conv2_block(const int N, const dn_fast_pass *p, const float *p1, const int *k1, int n1,
-                    const int *k2o, const float *sc, float *a2, uint8_t *am)
-{
-    for (int r = 0; r < 7; r++) {
-        v16 a0[KB2], a1[KB2];
-        for (int o = 0; o < N; o++)
-            a0[o] = a1[o] = splat(p->b_c2[k2o[o]]);
-        conv5_rows(N, a0, a1, p1, k1, n1, p->w_c2, C1 * 25, 25, k2o, r, 0);
-        for (int o = 0; o < N; o++)
-            pool2_epilogue(a0[o], a1[o], sc[k2o[o]], a2 + k2o[o] * 49 + r * 7,
-                           am + (k2o[o] * 7 + r) * 8);
-    }
-}
-
-/* The input gradient of conv2 for N channels k1o[0..N) of pool1's output:
- * rows of dp1 (C1, 14, 16), lanes 14 and 15 meaningless. */
-KI void conv2_dx_block(const int N, const float *dy2, const int *k2, int n2,
-                       const float *w_c2, const int *k1o, float *dp1)
-{
-    for (int r = 0; r < 7; r++) {
-        v16 a0[KB2], a1[KB2];
-        for (int o = 0; o < N; o++)
-            a0[o] = a1[o] = splat(0.0f);
-        conv5_rows(N, a0, a1, dy2, k2, n2, w_c2, 25, C1 * 25, k1o, r, 1);
-        for (int o = 0; o < N; o++) {
-            st(dp1 + (k1o[o] * 14 + 2 * r) * 16, a0[o]);
-            st(dp1 + (k1o[o] * 14 + 2 * r + 1) * 16, a1[o]);
-        }
     }
 }
 
 /* ------------------------------------------------------------------------ */
-/* Forward                                                                  */
+/* Convolution stage                                                        */
 /* ------------------------------------------------------------------------ */
 
-/* fc1 + ReLU of NS (1 or 2) samples over the input vectors in act, the
- * union of theirs: a sample's input is zero on the vectors it does not
- * hold, so each still gets its exact sum, and every weight vector loaded
- * (from L2: fc1 is 200 kB) serves both. */
-#define KJ2 (KJ / 2)
-KI void fc1_forward(const int NS, const dn_fast_pass *p, const float *const *a2, uint64_t act,
-                    float *const *h)
+static void conv_forward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_pass *a,
+                         const float *in)
 {
-    const int J = NS == 1 ? KJ : KJ2;
-    for (int j0 = 0; j0 < HID; j0 += J) {
-        v16 acc[KJ];
-        for (int j = 0; j < KJ; j++)
-            acc[j] = splat(0.0f);
-        for (uint64_t m = act; m; m &= m - 1) {
-            int v = __builtin_ctzll(m);
-            const float *wv = p->w_f1 + (size_t)j0 * FC_IN + 16 * v;
-            if (NS == 1) {
-                v16 x = ld(a2[0] + 16 * v);
-                for (int j = 0; j < KJ; j++)
-                    acc[j] = fma16(ld(wv + (size_t)j * FC_IN), x, acc[j]);
-            } else {
-                v16 x0 = ld(a2[0] + 16 * v), x1 = ld(a2[1] + 16 * v);
-                for (int j = 0; j < KJ2; j++) {
-                    v16 w = ld(wv + (size_t)j * FC_IN);
-                    acc[j] = fma16(w, x0, acc[j]);
-                    acc[KJ2 + j] = fma16(w, x1, acc[KJ2 + j]);
+    const dn_layer *L = &a->m->layers[s->main];
+    const float *mask_in = mask_of(a, s->in_drop), *mask_out = mask_of(a, s->drop);
+    int H = s->in.h, W = s->in.w, C = s->C, O = s->O;
+    uint8_t *kin_f = p->keep, *kout_f = p->keep + C;
+    int *kin = p->list, *kout = p->list + C;
+    conv_src src = {s->xs, s->xs_plane, s->xs_rs, s->stride, s->K, a->params + L->w_off,
+                    (size_t)C * s->K * s->K, (size_t)s->K * s->K};
+    size_t oplane = (size_t)s->out.h * s->out.w;
+    for (int b = 0; b < a->B; b++) {
+        keep_flags(kin_f, mask_in, b, C, p->sparse);
+        keep_flags(kout_f, mask_out, b, O, p->sparse);
+        int nin = keep_list(kin_f, C, kin), nout = keep_list(kout_f, O, kout);
+        const float *inb = in + (size_t)b * s->in_ld; // (C, H, W)
+        for (int t = 0; t < nin; t++)
+            stage_plane(s->xs + (size_t)kin[t] * s->xs_plane, s->xs_rows, s->xs_rs, s->xs_rs,
+                        inb + (size_t)kin[t] * H * W, H, W, s->pad, s->pad);
+        conv_out d = {s->act + (size_t)b * s->out_ld,
+                      s->code ? s->code + (size_t)b * O * oplane : NULL,
+                      a->params + L->b_off,
+                      mask_out ? mask_out + (size_t)b * O : NULL,
+                      s->relu >= 0, s->OH, s->OW, s->stride};
+        for (int o = 0; o < O; o++)
+            if (!kout_f[o])
+                memset(d.act + o * oplane, 0, oplane * sizeof *d.act);
+        int rows = s->code ? 2 * (s->OH / 2) : s->OH;
+        conv_run(&src, &d, NULL, 0, 0, rows, s->NV, kin, nin, kout, nout);
+    }
+}
+
+/* The weight gradient of the (o, c) pair summed over the samples of a
+ * block, added into dw (K, K): for each input row r, the gradient rows
+ * r - ky meet it at every kx; a chunk of KYC kernel rows at a time keeps
+ * K * KYC accumulators in registers. Gradient rows outside the map are the
+ * planes' zero border. */
+KI void dw_pair(const int K, const int KYC, const dn_fast_stage *s, const float *xs,
+                const float *ds, const int *tl, int nt, int o, int c, float *dw)
+{
+    const int E = s->E, NV = s->NV, xrs = s->xs_rs, drs = s->ds_rs;
+    for (int ky0 = 0; ky0 < K; ky0 += KYC) {
+        v16 acc[DW_ACC > 7 ? DW_ACC : 7]; /* [k * K + kx] */
+        for (int k = 0; k < KYC * K; k++)
+            acc[k] = splat(0.0f);
+        for (int u = 0; u < nt; u++) {
+            const float *X = xs + ((size_t)tl[u] * s->C + c) * s->xs_plane;
+            const float *D = ds + ((size_t)tl[u] * s->O + o) * s->ds_plane + E;
+            for (int r = ky0; r < ky0 + KYC - 1 + s->dwh; r++)
+                for (int j = 0; j < NV; j++) {
+                    v16 dv[7];
+                    for (int k = 0; k < KYC; k++)
+                        dv[k] = ld(D + (size_t)(E + r - ky0 - k) * drs + 16 * j);
+                    const float *xr = X + (size_t)r * xrs + 16 * j;
+                    for (int kx = 0; kx < K; kx++) {
+                        v16 xv = ld(xr + kx);
+                        for (int k = 0; k < KYC; k++)
+                            acc[k * K + kx] = fma16(dv[k], xv, acc[k * K + kx]);
+                    }
                 }
+        }
+        for (int k = 0; k < KYC && ky0 + k < K; k++)
+            for (int kx = 0; kx < K; kx++)
+                dw[(ky0 + k) * K + kx] += hsum(acc[k * K + kx]);
+    }
+}
+
+/* The same for kernels wider than 7: one kernel row and 8 taps at a time. */
+static void dw_pair_wide(const dn_fast_stage *s, const float *xs, const float *ds, const int *tl,
+                         int nt, int o, int c, float *dw)
+{
+    const int K = s->K, E = s->E, NV = s->NV, xrs = s->xs_rs, drs = s->ds_rs;
+    for (int ky = 0; ky < K; ky++)
+        for (int kx0 = 0; kx0 < K; kx0 += 8) {
+            v16 acc[8];
+            for (int k = 0; k < 8; k++)
+                acc[k] = splat(0.0f);
+            for (int u = 0; u < nt; u++) {
+                const float *X = xs + ((size_t)tl[u] * s->C + c) * s->xs_plane;
+                const float *D = ds + ((size_t)tl[u] * s->O + o) * s->ds_plane + E;
+                for (int r = ky; r < ky + s->dwh; r++)
+                    for (int j = 0; j < NV; j++) {
+                        v16 dv = ld(D + (size_t)(E + r - ky) * drs + 16 * j);
+                        const float *xr = X + (size_t)r * xrs + 16 * j + kx0;
+                        for (int k = 0; k < 8 && kx0 + k < K; k++)
+                            acc[k] = fma16(dv, ld(xr + k), acc[k]);
+                    }
+            }
+            for (int k = 0; k < 8 && kx0 + k < K; k++)
+                dw[ky * K + kx0 + k] += hsum(acc[k]);
+        }
+}
+
+/* Kernel rows per chunk: K * KYC accumulators fit the registers. */
+#define KYC_OF(K) ((DW_ACC / (K)) < 1 ? 1 : (DW_ACC / (K)) > (K) ? (K) : (DW_ACC / (K)))
+
+static void conv_backward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_pass *a,
+                          const float *in, const float *gout, float *gin)
+{
+    const dn_layer *L = &a->m->layers[s->main];
+    const float *mask_in = mask_of(a, s->in_drop), *mask_out = mask_of(a, s->drop);
+    const int H = s->in.h, W = s->in.w, C = s->C, O = s->O, K = s->K, KK = K * K;
+    const int E = s->E, st = s->stride, mb = p->max_batch;
+    const float *wt = a->params + L->w_off;
+    float *dw = a->grads + L->w_off, *db = a->grads + L->b_off;
+    memset(dw, 0, (size_t)O * C * KK * sizeof *dw);
+    for (int o = 0; o < O; o++)
+        p->dsum[o] = 0.0;
+    if (gin) {
+        /* Flipped kernels, inputs and outputs swapped: (C, O, K, K). */
+        for (int o = 0; o < O; o++)
+            for (int c = 0; c < C; c++)
+                for (int t = 0; t < KK; t++)
+                    p->wflip[((size_t)c * O + o) * KK + t] = wt[((size_t)o * C + c) * KK + KK - 1 - t];
+    }
+    size_t oplane = (size_t)s->out.h * s->out.w;
+    int PH = s->OH / 2, PW = s->OW / 2;
+    int *tl = p->list, *kin = p->list + mb, *kout = kin + C;
+    for (int b0 = 0; b0 < a->B; b0 += p->sub) {
+        int ns = min_i(p->sub, a->B - b0);
+        /* Stage the inputs and route the output gradients of the block. */
+        for (int t = 0; t < ns; t++) {
+            int b = b0 + t;
+            uint8_t *fi = p->keep + (size_t)t * C, *fo = p->keep + (size_t)(mb + t) * O;
+            keep_flags(fi, mask_in, b, C, p->sparse);
+            keep_flags(fo, mask_out, b, O, p->sparse);
+            const float *inb = in + (size_t)b * s->in_ld;
+            for (int c = 0; c < C; c++)
+                if (fi[c])
+                    stage_plane(s->xs + ((size_t)t * C + c) * s->xs_plane, s->xs_rows, s->xs_rs,
+                                s->xs_rs, inb + (size_t)c * H * W, H, W, s->pad, s->pad);
+            const float *gb = gout + (size_t)b * s->out_ld, *actb = s->act + (size_t)b * s->out_ld;
+            const float *sc = mask_out ? mask_out + (size_t)b * O : NULL;
+            for (int o = 0; o < O; o++) {
+                if (!fo[o])
+                    continue;
+                float *D = s->ds + ((size_t)t * O + o) * s->ds_plane;
+                for (int y = 0; y < s->dwh; y++)
+                    memset(D + (size_t)(E + y) * s->ds_rs + E, 0, (size_t)s->dww * sizeof *D);
+                float f = sc ? sc[o] : 1.0f;
+                double sum = 0.0;
+                if (s->code) {
+                    const uint8_t *cd = s->code + ((size_t)b * O + o) * oplane;
+                    const float *g = gb + o * oplane;
+                    for (int py = 0; py < PH; py++)
+                        for (int px = 0; px < PW; px++) {
+                            int c = cd[py * PW + px];
+                            if (c == DN_AM_NONE)
+                                continue;
+                            float v = g[py * PW + px] * f;
+                            D[(size_t)(E + 2 * py + c / 2) * s->ds_rs + E + 2 * px + c % 2] = v;
+                            sum += v;
+                        }
+                } else {
+                    const float *g = gb + o * oplane, *y = actb + o * oplane;
+                    for (int oy = 0; oy < s->OH; oy++)
+                        for (int ox = 0; ox < s->OW; ox++) {
+                            int i = oy * s->OW + ox;
+                            float v = s->relu >= 0 && !(y[i] > 0.0f) ? 0.0f : g[i] * f;
+                            D[(size_t)(E + oy * st) * s->ds_rs + E + ox * st] = v;
+                            sum += v;
+                        }
+                }
+                p->dsum[o] += sum;
             }
         }
-        float z[KJ];
-        if (KJ == 16) {
-            hsum16(acc, z);
-        } else {
-            for (int j = 0; j < KJ; j++)
-                z[j] = hsum(acc[j]);
+        /* The weight gradient, pair by pair over the samples that keep both
+         * channels. */
+        for (int o = 0; o < O; o++)
+            for (int c = 0; c < C; c++) {
+                int nt = 0;
+                for (int t = 0; t < ns; t++)
+                    if (p->keep[(size_t)t * C + c] && p->keep[(size_t)(mb + t) * O + o])
+                        tl[nt++] = t;
+                if (!nt)
+                    continue;
+                float *d = dw + ((size_t)o * C + c) * KK;
+                switch (K) {
+#define DW(k) case k: dw_pair(k, KYC_OF(k), s, s->xs, s->ds, tl, nt, o, c, d); break;
+                DW(1) DW(2) DW(3) DW(4) DW(5) DW(6) DW(7)
+                default: dw_pair_wide(s, s->xs, s->ds, tl, nt, o, c, d); break;
+                }
+            }
+        /* The input gradient: the flipped kernels over the routed planes. */
+        if (!gin)
+            continue;
+        conv_src src = {NULL, s->ds_plane, s->ds_rs, 1, K, p->wflip, (size_t)O * KK, (size_t)KK};
+        for (int t = 0; t < ns; t++) {
+            int b = b0 + t;
+            const uint8_t *fi = p->keep + (size_t)t * C, *fo = p->keep + (size_t)(mb + t) * O;
+            int nin = keep_list(fi, C, kin), nout = keep_list(fo, O, kout);
+            float *gb = gin + (size_t)b * s->in_ld;
+            for (int c = 0; c < C; c++)
+                if (!fi[c])
+                    memset(gb + (size_t)c * H * W, 0, (size_t)H * W * sizeof *gb);
+            int from = 2 * s->pad + 2; /* E - (K - 1 - pad) */
+            src.planes = s->ds + (size_t)t * O * s->ds_plane + (size_t)from * s->ds_rs + from;
+            conv_run(&src, NULL, gb, H, W, H, s->NVx, kout, nout, kin, nin);
         }
-        for (int t = 0; t < NS; t++)
+    }
+    for (int o = 0; o < O; o++)
+        db[o] = (float)p->dsum[o];
+}
+
+/* ------------------------------------------------------------------------ */
+/* Fully connected stage                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* Input vectors of one sample that hold a kept channel of the dropout
+ * before the layer (all of them without one): bits of act (words). */
+static void fc_active(const dn_fast_stage *s, const dn_fast_pass *a, int b, int sparse,
+                      uint64_t *act)
+{
+    const float *mask = mask_of(a, s->in_drop);
+    memset(act, 0, (size_t)s->words * sizeof *act);
+    if (!sparse || !mask) {
+        for (int v = 0; v < s->nvec; v++)
+            act[v / 64] |= (uint64_t)1 << (v % 64);
+        return;
+    }
+    int Cd = a->m->layers[s->in_drop].out.c, hw = s->C / Cd;
+    for (int c = 0; c < Cd; c++)
+        if (mask[(size_t)b * Cd + c] != 0.0f)
+            for (int v = c * hw / 16; v <= (c * hw + hw - 1) / 16; v++)
+                act[v / 64] |= (uint64_t)1 << (v % 64);
+}
+
+/* Weight vector v of row wr: 16 floats, or the tail of the row. */
+KI v16 wvec(const float *wr, int v, int full, int tail)
+{
+    return v < full ? ld(wr + 16 * v) : ldn(wr + 16 * v, tail);
+}
+
+/* z[g * J + j] = sum over the input vectors in act (words) of row j0 + j
+ * of W times sample g's input, for G samples. Rows past O repeat the last
+ * (their sums are not used). */
+KI void fc_block(const int G, const int J, const float *W, int I, int O, int j0,
+                 const float *const *x, const uint64_t *act, int words, float *z)
+{
+    const int full = I / 16, tail = I % 16;
+    v16 acc[FC_ACC];
+    const float *wr[FC_ACC];
+    for (int k = 0; k < G * J; k++)
+        acc[k] = splat(0.0f);
+    for (int j = 0; j < J; j++)
+        wr[j] = W + (size_t)min_i(j0 + j, O - 1) * I;
+    for (int wd = 0; wd < words; wd++)
+        for (uint64_t bits = act[wd]; bits; bits &= bits - 1) {
+            int v = wd * 64 + __builtin_ctzll(bits);
+            v16 xv[G_MAX];
+            for (int g = 0; g < G; g++)
+                xv[g] = ld(x[g] + 16 * v);
             for (int j = 0; j < J; j++) {
-                float y = z[t * J + j] + p->b_f1[j0 + j];
-                h[t][j0 + j] = y > 0.0f ? y : 0.0f;
-            }
-    }
-}
-
-/* fc2 and log_softmax of one sample, the general kernels' arithmetic. */
-KI void head_forward(const dn_fast_pass *p, const float *h, float *logp)
-{
-    float z[NCLS];
-    for (int o = 0; o < NCLS; o++) {
-        const float *wrow = p->w_f2 + o * HID;
-        float s = 0.0f;
-        for (int i = 0; i < HID; i++)
-            s += h[i] * wrow[i];
-        z[o] = s + p->b_f2[o];
-    }
-    float mx = z[0];
-    for (int i = 1; i < NCLS; i++)
-        if (z[i] > mx)
-            mx = z[i];
-    double sum = 0.0;
-    for (int i = 0; i < NCLS; i++)
-        sum += exp((double)z[i] - mx);
-    double lse = mx + log(sum);
-    for (int i = 0; i < NCLS; i++)
-        logp[i] = (float)((double)z[i] - lse);
-}
-
-void DN_KERN_NAME(dn_fast_fwd)(dn_fast_state *s, const dn_fast_pass *p)
-{
-    for (int b = 0; b < p->B; b++) {
-        float *xp = s->xpad + (size_t)b * XP_SIZE;          // (30, 36)
-        float *p1 = s->p1 + (size_t)b * C1 * PL_SIZE;       // (8, 22, 20)
-        float *a2 = s->a2 + (size_t)b * A2_SIZE;            // (784 + 16)
-        uint8_t *am1 = s->am1 + (size_t)b * C1 * 14 * 16;   // (8, 14, 16)
-        uint8_t *am2 = s->am2 + (size_t)b * C2 * 7 * 8;     // (16, 7, 8)
-        const float *s1 = s->s1 + b * C1, *s2 = s->s2 + b * C2;
-        int k1[C1], k2[C2];
-        int n1 = kept(s1, C1, s->sparse, k1), n2 = kept(s2, C2, s->sparse, k2);
-
-        const float *x = p->x + (size_t)b * 28 * 28;        // (28, 28)
-        for (int y = 0; y < 28; y++)
-            memcpy(xp + (y + 1) * XP_STRIDE + 1, x + y * 28, 28 * sizeof *x);
-
-        for (int o0 = 0; o0 < n1; o0 += KB1) {
-            int nb = n1 - o0 < KB1 ? n1 - o0 : KB1;
-            const int *ko = k1 + o0;
-            switch (nb) {
-            case 1: conv1_block(1, p, xp, ko, s1, p1, am1); break;
-            case 2: if (KB1 >= 2) conv1_block(2, p, xp, ko, s1, p1, am1); break;
-            case 3: if (KB1 >= 3) conv1_block(3, p, xp, ko, s1, p1, am1); break;
-            default: if (KB1 >= 4) conv1_block(4, p, xp, ko, s1, p1, am1); break;
+                v16 w = wvec(wr[j], v, full, tail);
+                for (int g = 0; g < G; g++)
+                    acc[g * J + j] = fma16(w, xv[g], acc[g * J + j]);
             }
         }
-
-        /* Dropped conv2 channels are zeros of fc1's input. */
-        for (int c = 0; c < C2; c++)
-            if (s->sparse && s2[c] == 0.0f)
-                memset(a2 + c * 49, 0, 49 * sizeof *a2);
-        for (int o0 = 0; o0 < n2; o0 += KB2) {
-            int nb = n2 - o0 < KB2 ? n2 - o0 : KB2;
-            const int *ko = k2 + o0;
-            switch (nb) {
-            case 1: conv2_block(1, p, p1, k1, n1, ko, s2, a2, am2); break;
-            case 2: if (KB2 >= 2) conv2_block(2, p, p1, k1, n1, ko, s2, a2, am2); break;
-            case 3: if (KB2 >= 3) conv2_block(3, p, p1, k1, n1, ko, s2, a2, am2); break;
-            case 4: if (KB2 >= 4) conv2_block(4, p, p1, k1, n1, ko, s2, a2, am2); break;
-            case 5: if (KB2 >= 5) conv2_block(5, p, p1, k1, n1, ko, s2, a2, am2); break;
-            case 6: if (KB2 >= 6) conv2_block(6, p, p1, k1, n1, ko, s2, a2, am2); break;
-            case 7: if (KB2 >= 7) conv2_block(7, p, p1, k1, n1, ko, s2, a2, am2); break;
-            default: if (KB2 >= 8) conv2_block(8, p, p1, k1, n1, ko, s2, a2, am2); break;
-            }
-        }
-
-        s->act[b] = active_vectors(k2, n2);
-    }
-    /* fc1 two samples at a time, then the head. */
-    for (int b = 0; b < p->B; b += 2) {
-        int ns = p->B - b < 2 ? 1 : 2;
-        const float *a2[2] = {s->a2 + (size_t)b * A2_SIZE, s->a2 + (size_t)(b + ns - 1) * A2_SIZE};
-        float *h[2] = {s->h + (size_t)b * HID, s->h + (size_t)(b + ns - 1) * HID};
-        if (ns == 2)
-            fc1_forward(2, p, a2, s->act[b] | s->act[b + 1], h);
-        else
-            fc1_forward(1, p, a2, s->act[b], h);
-        for (int t = 0; t < ns; t++)
-            head_forward(p, h[t], p->logp + (size_t)(b + t) * NCLS);
+    if (G * J == 16) {
+        hsum16(acc, z);
+    } else {
+        for (int k = 0; k < G * J; k++)
+            z[k] = hsum(acc[k]);
     }
 }
 
-/* ------------------------------------------------------------------------ */
-/* Backward                                                                 */
-/* ------------------------------------------------------------------------ */
-
-/* conv2's weight gradient of one (output, input) pair of one sample, by
- * lane, into dw (25, 16): written when first, added otherwise. Input row i
- * meets gradient rows i + 2 - ky for every ky, so a window of five
- * gradient rows slides down the input and each input vector loaded feeds
- * five accumulators; gradient rows outside the map are the plane's zero
- * border. */
-KI void conv2_dw_pair(const float *dyp, const float *xpl, float *dw, int first)
+static void fc_forward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_pass *a,
+                       const float *in)
 {
-    for (int ky0 = 0; ky0 < 5; ky0 += KY2) {
-        v16 acc[KY2][5];
-        for (int k = 0; k < KY2; k++)
-            for (int kx = 0; kx < 5; kx++)
-                acc[k][kx] = splat(0.0f);
-#pragma GCC unroll 18
-        for (int i = -2; i < 16; i++) {
-            const float *row = xpl + PL_AT(i, -2);
-#pragma GCC unroll 5
-            for (int kx = 0; kx < 5; kx++) {
-                v16 v = ld(row + kx);
-                for (int k = 0; k < KY2; k++) {
-                    int y = i + 2 - (ky0 + k);
-                    /* Known at compile time where the loops unroll. */
-                    if (y >= 0 && y < 14)
-                        acc[k][kx] = fma16(ld(dyp + PL_AT(y, 0)), v, acc[k][kx]);
+    const dn_layer *L = &a->m->layers[s->main];
+    const float *W = a->params + L->w_off, *bias = a->params + L->b_off;
+    const float *mask_out = mask_of(a, s->drop);
+    const int I = s->C, O = s->O, words = s->words;
+    for (int b = 0; b < a->B; b++)
+        fc_active(s, a, b, p->sparse, s->active + (size_t)b * words);
+    int gmax = min_i(s->group, G_MAX);
+    for (int b0 = 0; b0 < a->B; b0 += gmax) {
+        int G = min_i(gmax, a->B - b0);
+        G = G >= 8 ? 8 : G >= 4 ? 4 : G >= 2 ? 2 : 1;
+        G = min_i(G, G_MAX);
+        const float *x[8];
+        memset(p->un, 0, (size_t)words * sizeof *p->un);
+        for (int g = 0; g < G; g++) {
+            x[g] = in + (size_t)(b0 + g) * s->in_ld;
+            for (int wd = 0; wd < words; wd++)
+                p->un[wd] |= s->active[(size_t)(b0 + g) * words + wd];
+        }
+        int J = FC_ACC / G;
+        float z[FC_ACC];
+        for (int j0 = 0; j0 < O; j0 += J) {
+            switch (G) {
+            case 1: fc_block(1, FC_ACC, W, I, O, j0, x, p->un, words, z); break;
+            case 2: if (G_MAX >= 2) fc_block(2, FC_ACC / 2, W, I, O, j0, x, p->un, words, z); break;
+            case 4: if (G_MAX >= 4) fc_block(4, FC_ACC / 4, W, I, O, j0, x, p->un, words, z); break;
+            default: if (G_MAX >= 8) fc_block(8, FC_ACC / 8, W, I, O, j0, x, p->un, words, z); break;
+            }
+            for (int g = 0; g < G; g++) {
+                float *y = s->act + (size_t)(b0 + g) * s->out_ld;
+                const float *sc = mask_out ? mask_out + (size_t)(b0 + g) * O : NULL;
+                for (int j = 0; j < J && j0 + j < O; j++) {
+                    float v = z[g * J + j] + bias[j0 + j];
+                    if (s->relu >= 0)
+                        v = v > 0.0f ? v : 0.0f;
+                    y[j0 + j] = sc ? v * sc[j0 + j] : v;
                 }
             }
         }
-        for (int k = 0; k < KY2; k++)
-            for (int kx = 0; kx < 5; kx++) {
-                float *d = dw + ((ky0 + k) * 5 + kx) * 16;
-                st(d, first ? acc[k][kx] : vadd(ld(d), acc[k][kx]));
-            }
+        b0 -= gmax - G; /* a short block took fewer samples */
     }
 }
 
-/* conv1's weight and bias gradient of one channel of one sample: the
- * pooled gradient (dp1 row times the dropout scale) goes to each window's
- * arg-max, then meets the padded input. */
-KI void conv1_dw_channel(const float *dp1c, const uint8_t *amc, float scale, const float *xp,
-                         float *dy1, float *dw, float *db)
+static void fc_backward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_pass *a,
+                        const float *in, const float *gout, float *gin)
 {
-    v16 dbacc = splat(0.0f);
-    for (int r = 0; r < 14; r++) {
-        v16 g = vscale(ld(dp1c + r * 16), scale);
-        vi16 c = codes_ld(amc + r * 16, 16);
-        v16 glo = twice_lo(g), ghi = twice_hi(g);
-        vi16 clo = twice_lo_i(c), chi = twice_hi_i(c);
-        vi16 par = ldi(k_parity), par2 = vaddi(par, splati(2));
-        v16 z = splat(0.0f);
-        v16 t0 = sel(veqi(clo, par), glo, z), t1 = sel(veqi(chi, par), ghi, z);
-        v16 b0 = sel(veqi(clo, par2), glo, z), b1 = sel(veqi(chi, par2), ghi, z);
-        st(dy1 + 2 * r * 32, t0);
-        st(dy1 + 2 * r * 32 + 16, t1);
-        st(dy1 + (2 * r + 1) * 32, b0);
-        st(dy1 + (2 * r + 1) * 32 + 16, b1);
-        dbacc = vadd(dbacc, vadd(vadd(t0, t1), vadd(b0, b1)));
-    }
-    st(db, vadd(ld(db), dbacc));
-    for (int ky0 = 0; ky0 < 3; ky0 += KY1) {
-        v16 acc[KY1][3];
-        for (int i = 0; i < KY1; i++)
-            acc[i][0] = acc[i][1] = acc[i][2] = splat(0.0f);
-        for (int y = 0; y < 28; y++) {
-            v16 dlo = ld(dy1 + y * 32), dhi = ld(dy1 + y * 32 + 16);
-            for (int i = 0; i < KY1; i++) {
-                const float *row = xp + (y + ky0 + i) * XP_STRIDE;
-#pragma GCC unroll 3
-                for (int kx = 0; kx < 3; kx++) {
-                    acc[i][kx] = fma16(dlo, ld(row + kx), acc[i][kx]);
-                    acc[i][kx] = fma16(dhi, ld(row + kx + 16), acc[i][kx]);
-                }
-            }
-        }
-        for (int i = 0; i < KY1; i++)
-            for (int kx = 0; kx < 3; kx++) {
-                float *d = dw + ((ky0 + i) * 3 + kx) * 16;
-                st(d, vadd(ld(d), acc[i][kx]));
-            }
-    }
-}
-
-void DN_KERN_NAME(dn_fast_bwd)(dn_fast_state *s, const dn_fast_pass *p)
-{
-    const int B = p->B;
-
-    /* The head: log_softmax + NLL gradient (as the general kernels), fc2's
-     * gradients, and the gradient at fc1's output through its ReLU. */
-    for (int o = 0; o < NCLS; o++)
-        for (int i = 0; i < HID; i++)
-            p->g_f2w[o * HID + i] = 0.0f;
-    double db2f[NCLS] = {0};
+    const dn_layer *L = &a->m->layers[s->main];
+    const float *W = a->params + L->w_off;
+    float *dw = a->grads + L->w_off, *db = a->grads + L->b_off;
+    const float *mask_out = mask_of(a, s->drop);
+    const int I = s->C, O = s->O, B = a->B, words = s->words, full = I / 16, tail = I % 16;
+    const size_t dyld = (O + 15) & ~15;
+    /* The gradient at the layer's output through dropout and ReLU. */
     for (int b = 0; b < B; b++) {
-        const float *y = p->logp + (size_t)b * NCLS;
-        const float *h = s->h + (size_t)b * HID;
-        float *dh = s->dh + (size_t)b * HID;
-        float dz[NCLS];
-        double sum = p->labels[b] < NCLS ? -(double)p->scale : 0.0;
-        for (int i = 0; i < NCLS; i++) {
-            float dy = i == p->labels[b] ? -p->scale : 0.0f;
-            dz[i] = (float)(dy - exp((double)y[i]) * sum);
+        const float *g = gout + (size_t)b * s->out_ld, *y = s->act + (size_t)b * s->out_ld;
+        const float *sc = mask_out ? mask_out + (size_t)b * O : NULL;
+        float *dy = p->dy + (size_t)b * dyld;
+        for (int j = 0; j < O; j++) {
+            float v = sc ? g[j] * sc[j] : g[j];
+            dy[j] = s->relu >= 0 && !(y[j] > 0.0f) ? 0.0f : v;
         }
-        for (int i = 0; i < HID; i++)
-            dh[i] = 0.0f;
-        for (int o = 0; o < NCLS; o++) {
-            const float *wrow = p->w_f2 + o * HID;
-            float *gw = p->g_f2w + o * HID;
-            for (int i = 0; i < HID; i++) {
-                dh[i] += dz[o] * wrow[i];
-                gw[i] += dz[o] * h[i];
-            }
-            db2f[o] += dz[o];
-        }
-        for (int i = 0; i < HID; i++)
-            dh[i] = h[i] > 0.0f ? dh[i] : 0.0f;
     }
-    for (int o = 0; o < NCLS; o++)
-        p->g_f2b[o] = (float)db2f[o];
-
-    /* fc1's weight gradient, one 16-float input vector at a time over the
-     * samples whose kept channels touch it: every element written once. */
-    for (int v = 0; v < FC_VECS; v++) {
+    for (int j = 0; j < O; j++) {
+        double sum = 0.0;
+        for (int b = 0; b < B; b++)
+            sum += p->dy[(size_t)b * dyld + j];
+        db[j] = (float)sum;
+    }
+    /* The weight gradient, input vector by input vector over the samples
+     * that hold it: every element written once. */
+    int *list = p->list;
+    for (int v = 0; v < s->nvec; v++) {
         int ns = 0;
         for (int b = 0; b < B; b++)
-            if (s->act[b] >> v & 1)
-                s->list[ns++] = b;
-        float *gw = p->g_f1w + 16 * v;
-        for (int j0 = 0; j0 < HID; j0 += KJ) {
-            v16 acc[KJ];
-            for (int j = 0; j < KJ; j++)
+            if (s->active[(size_t)b * words + v / 64] >> (v % 64) & 1)
+                list[ns++] = b;
+        int n = v < full ? 16 : tail;
+        for (int j0 = 0; j0 < O; j0 += FC_ACC) {
+            v16 acc[FC_ACC];
+            for (int j = 0; j < FC_ACC; j++)
                 acc[j] = splat(0.0f);
-            /* A zero dh (a unit ReLU cut off) adds exact zeros. */
             for (int t = 0; t < ns; t++) {
-                int b = s->list[t];
-                v16 x = ld(s->a2 + (size_t)b * A2_SIZE + 16 * v);
-                const float *dh = s->dh + (size_t)b * HID + j0;
-                for (int j = 0; j < KJ; j++)
-                    acc[j] = fma16(splat(dh[j]), x, acc[j]);
+                int b = list[t];
+                v16 xv = ld(in + (size_t)b * s->in_ld + 16 * v);
+                const float *dy = p->dy + (size_t)b * dyld + j0;
+                for (int j = 0; j < FC_ACC; j++)
+                    acc[j] = fma16(splat(dy[j]), xv, acc[j]);
             }
-            for (int j = 0; j < KJ; j++)
-                st(gw + (size_t)(j0 + j) * FC_IN, acc[j]);
+            for (int j = 0; j < FC_ACC && j0 + j < O; j++)
+                stn(dw + (size_t)(j0 + j) * I + 16 * v, acc[j], n);
         }
     }
-    for (int j = 0; j < HID; j++) {
-        double db = 0.0;
-        for (int b = 0; b < B; b++)
-            db += s->dh[(size_t)b * HID + j];
-        p->g_f1b[j] = (float)db;
-    }
-
-    /* Per-chunk accumulators of the convolutions. */
-    memset(s->dw1v, 0, C1 * 9 * 16 * sizeof *s->dw1v);
-    memset(s->db1v, 0, C1 * 16 * sizeof *s->db1v);
-    memset(s->db2v, 0, C2 * 16 * sizeof *s->db2v);
-    memset(s->touched, 0, sizeof s->touched);
-
+    if (!gin)
+        return;
+    /* The input gradient, a few samples at a time over the union of their
+     * vectors and the outputs whose gradient is not zero. */
+    const int KV = FC_ACC;
+    int *vl = p->list, *jl = p->list + s->nvec + 1;
     for (int b = 0; b < B; b++) {
-        const float *s1 = s->s1 + b * C1, *s2 = s->s2 + b * C2;
-        int k1[C1], k2[C2];
-        int n1 = kept(s1, C1, s->sparse, k1), n2 = kept(s2, C2, s->sparse, k2);
-        const float *dh = s->dh + (size_t)b * HID;
-
-        /* fc1's input gradient on the vectors that hold kept channels,
-         * over the hidden units whose ReLU passed a gradient. */
-        int vl[FC_VECS], nv = 0, jl[HID], nj = 0;
-        for (uint64_t m = s->act[b]; m; m &= m - 1)
-            vl[nv++] = __builtin_ctzll(m);
-        for (int j = 0; j < HID; j++)
-            if (dh[j] != 0.0f)
+        uint64_t *act = s->active + (size_t)b * words;
+        float *gb = gin + (size_t)b * s->in_ld;
+        int nv = 0, nj = 0;
+        for (int v = 0; v < s->nvec; v++) {
+            if (act[v / 64] >> (v % 64) & 1)
+                vl[nv++] = v;
+            else
+                memset(gb + 16 * v, 0, 16 * sizeof *gb);
+        }
+        const float *dy = p->dy + (size_t)b * dyld;
+        for (int j = 0; j < O; j++)
+            if (dy[j] != 0.0f)
                 jl[nj++] = j;
         for (int t0 = 0; t0 < nv; t0 += KV) {
-            int nt = nv - t0 < KV ? nv - t0 : KV;
-            v16 acc[KV];
+            int nt = min_i(KV, nv - t0);
+            v16 acc[FC_ACC];
             for (int t = 0; t < KV; t++)
                 acc[t] = splat(0.0f);
             for (int jj = 0; jj < nj; jj++) {
-                v16 d = splat(dh[jl[jj]]);
-                const float *wrow = p->w_f1 + (size_t)jl[jj] * FC_IN;
+                v16 d = splat(dy[jl[jj]]);
+                const float *wr = W + (size_t)jl[jj] * I;
                 for (int t = 0; t < KV; t++)
                     if (t < nt)
-                        acc[t] = fma16(d, ld(wrow + 16 * vl[t0 + t]), acc[t]);
+                        acc[t] = fma16(d, wvec(wr, vl[t0 + t], full, tail), acc[t]);
             }
             for (int t = 0; t < nt; t++)
-                st(s->da2 + 16 * vl[t0 + t], acc[t]);
-        }
-
-        /* Through dropout, pool2 and ReLU to conv2's output: each pooled
-         * gradient goes to its window's arg-max. */
-        const uint8_t *am2 = s->am2 + (size_t)b * C2 * 7 * 8;
-        for (int t = 0; t < n2; t++) {
-            int o = k2[t];
-            float *dyp = s->dy2 + o * PL_SIZE;
-            v16 dbacc = splat(0.0f);
-            for (int r = 0; r < 7; r++) {
-                v16 g = twice_lo(vscale(ld8(s->da2 + o * 49 + r * 7), s2[o]));
-                vi16 c = twice_lo_i(codes_ld(am2 + (o * 7 + r) * 8, 8));
-                vi16 par = ldi(k_parity);
-                v16 r0 = sel(veqi(c, par), g, splat(0.0f));
-                v16 r1 = sel(veqi(c, vaddi(par, splati(2))), g, splat(0.0f));
-                st(dyp + PL_AT(2 * r, 0), r0);
-                st(dyp + PL_AT(2 * r + 1, 0), r1);
-                dbacc = vadd(dbacc, vadd(r0, r1));
-            }
-            st(s->db2v + o * 16, vadd(ld(s->db2v + o * 16), dbacc));
-        }
-
-        /* conv2's weight gradient for the kept pairs. */
-        const float *p1 = s->p1 + (size_t)b * C1 * PL_SIZE;
-        for (int t = 0; t < n2; t++)
-            for (int u = 0; u < n1; u++) {
-                int pair = k2[t] * C1 + k1[u];
-                conv2_dw_pair(s->dy2 + k2[t] * PL_SIZE, p1 + k1[u] * PL_SIZE,
-                              s->dw2v + (size_t)pair * 25 * 16, !s->touched[pair]);
-                s->touched[pair] = 1;
-            }
-
-        /* conv2's input gradient on the kept pool1 channels. */
-        for (int o0 = 0; o0 < n1; o0 += KB2) {
-            int nb = n1 - o0 < KB2 ? n1 - o0 : KB2;
-            const int *ko = k1 + o0;
-            switch (nb) {
-            case 1: conv2_dx_block(1, s->dy2, k2, n2, p->w_c2, ko, s->dp1); break;
-            case 2: if (KB2 >= 2) conv2_dx_block(2, s->dy2, k2, n2, p->w_c2, ko, s->dp1); break;
-            case 3: if (KB2 >= 3) conv2_dx_block(3, s->dy2, k2, n2, p->w_c2, ko, s->dp1); break;
-            case 4: if (KB2 >= 4) conv2_dx_block(4, s->dy2, k2, n2, p->w_c2, ko, s->dp1); break;
-            case 5: if (KB2 >= 5) conv2_dx_block(5, s->dy2, k2, n2, p->w_c2, ko, s->dp1); break;
-            case 6: if (KB2 >= 6) conv2_dx_block(6, s->dy2, k2, n2, p->w_c2, ko, s->dp1); break;
-            case 7: if (KB2 >= 7) conv2_dx_block(7, s->dy2, k2, n2, p->w_c2, ko, s->dp1); break;
-            default: if (KB2 >= 8) conv2_dx_block(8, s->dy2, k2, n2, p->w_c2, ko, s->dp1); break;
-            }
-        }
-
-        /* conv1's weight gradient. */
-        const float *xp = s->xpad + (size_t)b * XP_SIZE;
-        const uint8_t *am1 = s->am1 + (size_t)b * C1 * 14 * 16;
-        for (int u = 0; u < n1; u++) {
-            int i = k1[u];
-            conv1_dw_channel(s->dp1 + i * 14 * 16, am1 + i * 14 * 16, s1[i], xp, s->dy1,
-                             s->dw1v + i * 9 * 16, s->db1v + i * 16);
+                st(gb + 16 * vl[t0 + t], acc[t]);
         }
     }
+}
 
-    /* Lanes to sums. */
-    for (int t = 0; t < C2 * C1 * 25; t += 16) {
-        v16 v[16];
-        for (int k = 0; k < 16; k++)
-            v[k] = ld(s->dw2v + (size_t)(t + k) * 16);
-        hsum16(v, p->g_c2w + t);
+/* ------------------------------------------------------------------------ */
+/* Pooling, ReLU and dropout stages                                         */
+/* ------------------------------------------------------------------------ */
+
+/* Max pooling as the general kernel (PyTorch's rule: the first maximum in
+ * scan order, a NaN wins), then the dropout scale. */
+static void pool_forward(const dn_fast_stage *s, const dn_fast_pass *a, const float *in)
+{
+    const dn_layer *L = &a->m->layers[s->main];
+    const float *mask = mask_of(a, s->drop);
+    int C = s->in.c, H = s->in.h, W = s->in.w, OH = s->out.h, OW = s->out.w;
+    for (int b = 0; b < a->B; b++)
+        for (int c = 0; c < C; c++) {
+            const float *x = in + (size_t)b * s->in_ld + (size_t)c * H * W;
+            float *y = s->act + (size_t)b * s->out_ld + (size_t)c * OH * OW;
+            int32_t *am = s->argmax + ((size_t)b * C + c) * OH * OW;
+            float f = mask ? mask[(size_t)b * C + c] : 1.0f;
+            for (int oy = 0; oy < OH; oy++) {
+                int y0 = oy * L->stride - L->pad, y1 = min_i(y0 + L->k, H);
+                y0 = y0 < 0 ? 0 : y0;
+                for (int ox = 0; ox < OW; ox++) {
+                    int x0 = ox * L->stride - L->pad, x1 = min_i(x0 + L->k, W);
+                    x0 = x0 < 0 ? 0 : x0;
+                    float best = -INFINITY;
+                    int32_t at = y0 * W + x0;
+                    for (int yy = y0; yy < y1; yy++)
+                        for (int xx = x0; xx < x1; xx++) {
+                            float v = x[yy * W + xx];
+                            if (v > best || isnan(v))
+                                best = v, at = yy * W + xx;
+                        }
+                    y[oy * OW + ox] = best * f;
+                    am[oy * OW + ox] = at;
+                }
+            }
+        }
+}
+
+static void pool_backward(const dn_fast_stage *s, const dn_fast_pass *a, const float *gout,
+                          float *gin)
+{
+    const float *mask = mask_of(a, s->drop);
+    int C = s->in.c, HW = s->in.h * s->in.w, OHW = s->out.h * s->out.w;
+    for (int b = 0; b < a->B; b++) {
+        float *gi = gin + (size_t)b * s->in_ld;
+        memset(gi, 0, (size_t)C * HW * sizeof *gi);
+        for (int c = 0; c < C; c++) {
+            const float *g = gout + (size_t)b * s->out_ld + (size_t)c * OHW;
+            const int32_t *am = s->argmax + ((size_t)b * C + c) * OHW;
+            float f = mask ? mask[(size_t)b * C + c] : 1.0f;
+            for (int i = 0; i < OHW; i++)
+                gi[(size_t)c * HW + am[i]] += g[i] * f;
+        }
     }
-    for (int pair = 0; pair < C2 * C1; pair++)
-        if (!s->touched[pair])
-            memset(p->g_c2w + pair * 25, 0, 25 * sizeof *p->g_c2w);
-    for (int o = 0; o < C2; o++)
-        p->g_c2b[o] = hsum(ld(s->db2v + o * 16));
-    for (int i = 0; i < C1; i++) {
-        for (int t = 0; t < 9; t++)
-            p->g_c1w[i * 9 + t] = hsum(ld(s->dw1v + (i * 9 + t) * 16));
-        p->g_c1b[i] = hsum(ld(s->db1v + i * 16));
+}
+
+/* relu [dropout] or dropout alone, element by element. */
+static void elementwise_forward(const dn_fast_stage *s, const dn_fast_pass *a, const float *in)
+{
+    const float *mask = mask_of(a, s->kind == DN_STAGE_DROP ? s->main : s->drop);
+    int C = s->in.c, HW = s->in.h * s->in.w;
+    for (int b = 0; b < a->B; b++)
+        for (int c = 0; c < C; c++) {
+            const float *x = in + (size_t)b * s->in_ld + (size_t)c * HW;
+            float *y = s->act + (size_t)b * s->out_ld + (size_t)c * HW;
+            float f = mask ? mask[(size_t)b * C + c] : 1.0f;
+            for (int i = 0; i < HW; i++) {
+                float v = s->kind == DN_STAGE_RELU ? (x[i] > 0.0f ? x[i] : 0.0f) : x[i];
+                y[i] = v * f;
+            }
+        }
+}
+
+static void elementwise_backward(const dn_fast_stage *s, const dn_fast_pass *a, const float *in,
+                                 const float *gout, float *gin)
+{
+    const float *mask = mask_of(a, s->kind == DN_STAGE_DROP ? s->main : s->drop);
+    int C = s->in.c, HW = s->in.h * s->in.w;
+    for (int b = 0; b < a->B; b++)
+        for (int c = 0; c < C; c++) {
+            const float *x = in + (size_t)b * s->in_ld + (size_t)c * HW;
+            const float *g = gout + (size_t)b * s->out_ld + (size_t)c * HW;
+            float *gi = gin + (size_t)b * s->in_ld + (size_t)c * HW;
+            float f = mask ? mask[(size_t)b * C + c] : 1.0f;
+            for (int i = 0; i < HW; i++)
+                gi[i] = s->kind == DN_STAGE_RELU && !(x[i] > 0.0f) ? 0.0f : g[i] * f;
+        }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Passes                                                                   */
+/* ------------------------------------------------------------------------ */
+
+void DN_KERN_NAME(dn_fast_fwd)(dn_fast_plan *p, const dn_fast_pass *a)
+{
+    size_t n_in = (size_t)p->input.c * p->input.h * p->input.w;
+    /* Backward needs the input after the caller may have reused x. */
+    for (int b = 0; b < a->B; b++)
+        memcpy(p->x + (size_t)b * p->in_ld, a->x + (size_t)b * n_in, n_in * sizeof *a->x);
+    const float *in = p->x;
+    for (int i = 0; i < p->n_stages; i++) {
+        const dn_fast_stage *s = &p->stages[i];
+        switch (s->kind) {
+        case DN_STAGE_CONV: conv_forward(p, s, a, in); break;
+        case DN_STAGE_FC: fc_forward(p, s, a, in); break;
+        case DN_STAGE_POOL: pool_forward(s, a, in); break;
+        default: elementwise_forward(s, a, in); break;
+        }
+        in = s->act;
+    }
+    /* The head: log_softmax as the general kernel, or the output as is. */
+    const dn_fast_stage *last = &p->stages[p->n_stages - 1];
+    int n = p->classes;
+    for (int b = 0; b < a->B; b++) {
+        const float *z = last->act + (size_t)b * last->out_ld;
+        float *y = a->logp + (size_t)b * n;
+        if (!p->head_logsoftmax) {
+            memcpy(y, z, (size_t)n * sizeof *y);
+            continue;
+        }
+        float mx = z[0];
+        for (int i = 1; i < n; i++)
+            if (z[i] > mx)
+                mx = z[i];
+        double sum = 0.0;
+        for (int i = 0; i < n; i++)
+            sum += exp((double)z[i] - mx);
+        double lse = mx + log(sum);
+        for (int i = 0; i < n; i++)
+            y[i] = (float)((double)z[i] - lse);
+    }
+}
+
+void DN_KERN_NAME(dn_fast_bwd)(dn_fast_plan *p, const dn_fast_pass *a)
+{
+    const dn_fast_stage *last = &p->stages[p->n_stages - 1];
+    int n = p->classes, cur = 0;
+    /* The NLL gradient, through log_softmax as the general kernels. */
+    for (int b = 0; b < a->B; b++) {
+        const float *y = a->logp_fwd + (size_t)b * n;
+        float *g = p->g[cur] + (size_t)b * last->out_ld;
+        int lb = a->labels[b];
+        double sum = lb < n ? -(double)a->scale : 0.0;
+        for (int i = 0; i < n; i++) {
+            float dy = i == lb ? -a->scale : 0.0f;
+            g[i] = p->head_logsoftmax ? (float)(dy - exp((double)y[i]) * sum) : dy;
+        }
+    }
+    for (int i = p->n_stages - 1; i >= 0; i--) {
+        const dn_fast_stage *s = &p->stages[i];
+        const float *in = i > 0 ? p->stages[i - 1].act : p->x;
+        const float *gout = p->g[cur];
+        /* Nobody needs the gradient of the input image. */
+        float *gin = i > 0 ? p->g[1 - cur] : NULL;
+        switch (s->kind) {
+        case DN_STAGE_CONV: conv_backward(p, s, a, in, gout, gin); break;
+        case DN_STAGE_FC: fc_backward(p, s, a, in, gout, gin); break;
+        case DN_STAGE_POOL:
+            if (gin)
+                pool_backward(s, a, gout, gin);
+            break;
+        default:
+            if (gin)
+                elementwise_backward(s, a, in, gout, gin);
+            break;
+        }
+        cur = 1 - cur;
     }
 }

@@ -149,6 +149,19 @@ KI void st7(float *dst, v16 v)
     _mm512_mask_storeu_ps(dst, (__mmask16)0x7f, (__m512)v);
 }
 
+/* Lanes 0..n-1 from p (0 <= n <= 16), the rest 0; nothing past p + n is
+ * read. */
+KI v16 ldn(const float *p, int n)
+{
+    return (v16)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
+}
+
+/* Lanes 0..n-1 of v to p (0 <= n <= 16). */
+KI void stn(float *p, v16 v, int n)
+{
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), (__m512)v);
+}
+
 /* Lanes 0..7 from p, the rest 0. */
 KI v16 ld8(const float *p)
 {
@@ -370,6 +383,20 @@ KI void st7(float *dst, v16 v)
     float t[16];
     st(t, v);
     memcpy(dst, t, 7 * sizeof *t);
+}
+
+KI v16 ldn(const float *p, int n)
+{
+    float t[16] = {0};
+    memcpy(t, p, (size_t)n * sizeof *t);
+    return ld(t);
+}
+
+KI void stn(float *p, v16 v, int n)
+{
+    float t[16];
+    st(t, v);
+    memcpy(p, t, (size_t)n * sizeof *t);
 }
 
 KI v16 ld8(const float *p)
