@@ -101,7 +101,8 @@ struct dn_fast_plan {
     float *wflip;       // (largest conv weight) flipped kernels for the input gradient
     float *dy;          // (max_batch, largest fc O) fc output gradient
     double *dsum;       // (largest O) bias-gradient sums
-    uint8_t *keep;      // (2, max_batch, largest C) kept-channel flags
+    uint8_t *keep;      // (max_batch, largest C) kept input channels
+    uint8_t *keep_out;  // (max_batch, largest C) kept output channels
     int *list;          // (max_batch + 2 * largest C) scratch lists
     void *block;        /* the one allocation all buffers live in */
 };

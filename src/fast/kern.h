@@ -327,7 +327,7 @@ static void conv_forward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_
     const dn_layer *L = &a->m->layers[s->main];
     const float *mask_in = mask_of(a, s->in_drop), *mask_out = mask_of(a, s->drop);
     int H = s->in.h, W = s->in.w, C = s->C, O = s->O;
-    uint8_t *kin_f = p->keep, *kout_f = p->keep + C;
+    uint8_t *kin_f = p->keep, *kout_f = p->keep_out;
     int *kin = p->list, *kout = p->list + C;
     conv_src src = {s->xs, s->xs_plane, s->xs_rs, s->stride, s->K, a->params + L->w_off,
                     (size_t)C * s->K * s->K, (size_t)s->K * s->K};
@@ -444,7 +444,7 @@ static void conv_backward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast
         /* Stage the inputs and route the output gradients of the block. */
         for (int t = 0; t < ns; t++) {
             int b = b0 + t;
-            uint8_t *fi = p->keep + (size_t)t * C, *fo = p->keep + (size_t)(mb + t) * O;
+            uint8_t *fi = p->keep + (size_t)t * C, *fo = p->keep_out + (size_t)t * O;
             keep_flags(fi, mask_in, b, C, p->sparse);
             keep_flags(fo, mask_out, b, O, p->sparse);
             const float *inb = in + (size_t)b * s->in_ld;
@@ -493,7 +493,7 @@ static void conv_backward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast
             for (int c = 0; c < C; c++) {
                 int nt = 0;
                 for (int t = 0; t < ns; t++)
-                    if (p->keep[(size_t)t * C + c] && p->keep[(size_t)(mb + t) * O + o])
+                    if (p->keep[(size_t)t * C + c] && p->keep_out[(size_t)t * O + o])
                         tl[nt++] = t;
                 if (!nt)
                     continue;
@@ -510,7 +510,7 @@ static void conv_backward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast
         conv_src src = {NULL, s->ds_plane, s->ds_rs, 1, K, p->wflip, (size_t)O * KK, (size_t)KK};
         for (int t = 0; t < ns; t++) {
             int b = b0 + t;
-            const uint8_t *fi = p->keep + (size_t)t * C, *fo = p->keep + (size_t)(mb + t) * O;
+            const uint8_t *fi = p->keep + (size_t)t * C, *fo = p->keep_out + (size_t)t * O;
             int nin = keep_list(fi, C, kin), nout = keep_list(fo, O, kout);
             float *gb = gin + (size_t)b * s->in_ld;
             for (int c = 0; c < C; c++)

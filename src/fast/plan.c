@@ -173,7 +173,8 @@ static size_t layout(dn_fast_plan *p, char *base)
     p->wflip = carve(base, &off, wl + 16, sizeof(float));
     p->dy = carve(base, &off, mb * fco, sizeof(float));
     p->dsum = carve(base, &off, ch, sizeof(double));
-    p->keep = carve(base, &off, 2 * mb * ch, 1);
+    p->keep = carve(base, &off, mb * ch, 1);
+    p->keep_out = carve(base, &off, mb * ch, 1);
     p->list = carve(base, &off, mb + 4 * ch + vecs + fco + 64, sizeof(int));
     return off;
 }
