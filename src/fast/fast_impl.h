@@ -72,6 +72,9 @@ typedef struct dn_fast_stage {
     int xs_rows, xs_rs, ds_rows, ds_rs;
     size_t xs_plane, ds_plane;
     int NVx;            /* vectors per row of the input gradient (W wide) */
+    int sub;            /* samples per block of the weight gradient: as many
+                           as keep a block's planes of two output channels
+                           in the L1 cache while the input channels pass */
     /* fc: vectors of 16 inputs, samples per block. */
     int nvec, group;
     /* Buffers. */
@@ -95,10 +98,11 @@ struct dn_fast_plan {
     size_t in_ld;       /* per-sample stride of the input copy */
     int classes;
     int sub;            /* samples per backward block of a convolution */
+    int ch;             /* the most channels of any tensor */
     float *x;           // (max_batch, in_ld) copy of the input, for backward
     float *g[2];        // (max_batch, largest ld) gradients, ping-pong
     uint64_t *un;       // (largest words) fc: union of a block's input vectors
-    float *wflip;       // (largest conv weight) flipped kernels for the input gradient
+    float *wpack;       // (largest conv weight) one block's weights, packed
     float *dy;          // (max_batch, largest fc O) fc output gradient
     double *dsum;       // (largest O) bias-gradient sums
     uint8_t *keep;      // (max_batch, largest C) kept input channels

@@ -116,33 +116,48 @@ static void stage_plane(float *dst, int rows, int cols, int rs, const float *src
 /* Where a convolution block reads: input channel i's staged plane at
  * planes + i * plane (row stride rs, output row oy reads rows oy * stride
  * + ky), and the weight of (output o, input i, tap t) at w[o * wso + i *
- * wsi + t]. */
+ * wsi + t], or of tap K*K-1-t with flip (the input gradient's kernel).
+ * pack is scratch for one block's weights. */
 typedef struct conv_src {
     const float *planes;
     size_t plane;
     int rs, stride, K;
     const float *w;
     size_t wso, wsi;
+    int flip;
+    float *pack;
 } conv_src;
 
 typedef v16 conv_acc[KB_MAX][2][NVT_MAX];
 
+/* The weights of output channels ko[0..N) over inputs kin[0..nin) in the
+ * order the block reads them: pack[(ii * K*K + t) * N + o], so that one
+ * pointer walks them all. */
+static void conv_pack(const conv_src *s, int N, const int *kin, int nin, const int *ko)
+{
+    const int KK = s->K * s->K;
+    for (int ii = 0; ii < nin; ii++)
+        for (int o = 0; o < N; o++) {
+            const float *w = s->w + (size_t)ko[o] * s->wso + (size_t)kin[ii] * s->wsi;
+            float *d = s->pack + (size_t)ii * KK * N + o;
+            for (int t = 0; t < KK; t++)
+                d[(size_t)t * N] = w[s->flip ? KK - 1 - t : t];
+        }
+}
+
 /* Adds to acc[o][r][j] (o < N, r < 2, j < NVT) the convolution of output
- * rows oy0 + r, columns x0 + 16 j + lane, of output channels ko[0..N),
- * over input channels kin[0..nin). */
+ * rows oy0 + r, columns x0 + 16 j + lane, of the N output channels whose
+ * weights conv_pack packed, over input channels kin[0..nin). */
 KI void conv_block(const int N, const int NVT, conv_acc acc, const conv_src *s, const int *kin,
-                   int nin, const int *ko, int oy0, int x0)
+                   int nin, int oy0, int x0)
 {
     const int K = s->K, rs = s->rs, step = s->stride * rs;
+    const float *wp = s->pack;
     for (int ii = 0; ii < nin; ii++) {
-        const int i = kin[ii];
-        const float *pl = s->planes + (size_t)i * s->plane + (size_t)oy0 * step + x0;
-        const float *w[KB_MAX];
-        for (int o = 0; o < N; o++)
-            w[o] = s->w + (size_t)ko[o] * s->wso + (size_t)i * s->wsi;
+        const float *pl = s->planes + (size_t)kin[ii] * s->plane + (size_t)oy0 * step + x0;
         for (int ky = 0; ky < K; ky++) {
             const float *r0 = pl + (size_t)ky * rs, *r1 = r0 + step;
-            for (int kx = 0; kx < K; kx++) {
+            for (int kx = 0; kx < K; kx++, wp += N) {
                 v16 a0[NVT_MAX], a1[NVT_MAX];
                 for (int j = 0; j < NVT; j++) {
                     a0[j] = ld(r0 + kx + 16 * j);
@@ -150,7 +165,7 @@ KI void conv_block(const int N, const int NVT, conv_acc acc, const conv_src *s, 
                 }
                 /* Each broadcast weight serves both rows and every vector. */
                 for (int o = 0; o < N; o++) {
-                    v16 ws = splat(w[o][ky * K + kx]);
+                    v16 ws = splat(wp[o]);
                     for (int j = 0; j < NVT; j++) {
                         acc[o][0][j] = fma16(a0[j], ws, acc[o][0][j]);
                         acc[o][1][j] = fma16(a1[j], ws, acc[o][1][j]);
@@ -207,7 +222,7 @@ KI void conv_fwd_block(const int N, const int NVT, const conv_src *s, const conv
         for (int j = 0; j < NVT; j++)
             acc[o][0][j] = acc[o][1][j] = b0;
     }
-    conv_block(N, NVT, acc, s, kin, nin, ko, oy0, x0);
+    conv_block(N, NVT, acc, s, kin, nin, oy0, x0);
     for (int o = 0; o < N; o++) {
         float sc = d->scale ? d->scale[ko[o]] : 1.0f;
         if (d->code) {
@@ -259,7 +274,7 @@ KI void conv_dx_block(const int N, const int NVT, const conv_src *s, float *dx, 
     for (int o = 0; o < N; o++)
         for (int j = 0; j < NVT; j++)
             acc[o][0][j] = acc[o][1][j] = splat(0.0f);
-    conv_block(N, NVT, acc, s, kin, nin, ko, oy0, x0);
+    conv_block(N, NVT, acc, s, kin, nin, oy0, x0);
     for (int o = 0; o < N; o++)
         for (int r = 0; r < 2 && oy0 + r < H; r++)
             for (int j = 0; j < NVT; j++) {
@@ -285,13 +300,20 @@ KI void conv_dx_block(const int N, const int NVT, const conv_src *s, float *dx, 
 /* Every block of a convolution: rows in pairs (the first 2 * (rows/2)
  * when pooling), NV vectors across, output channels ko[0..nout) in
  * blocks. dx NULL: forward into d; else the input gradient into dx. */
-static void conv_run(const conv_src *s, const conv_out *d, float *dx, int H, int W, int rows,
-                     int NV, const int *kin, int nin, const int *ko, int nout)
+static void conv_run(const conv_src *src, int repack, const conv_out *d, float *dx, int H, int W,
+                     int rows, int NV, const int *kin, int nin, const int *ko, int nout)
 {
     int nvt = NVT_MAX >= 2 && NV >= 2 ? 2 : 1, kb = nvt == 2 ? KB2 : KB1;
+    const int KK = src->K * src->K;
     for (int o0 = 0; o0 < nout; o0 += kb) {
         int nb = min_i(kb, nout - o0);
         const int *k = ko + o0;
+        /* Each block's weights at their own place, so that the next
+         * sample with the same channels reuses them. */
+        conv_src blk = *src, *s = &blk;
+        blk.pack = src->pack + (size_t)o0 * nin * KK;
+        if (repack)
+            conv_pack(s, nb, kin, nin, k);
         for (int oy0 = 0; oy0 < rows; oy0 += 2)
             for (int xv = 0; xv < NV;) {
                 int x0 = 16 * xv, two = nvt == 2 && xv + 1 < NV;
@@ -328,14 +350,21 @@ static void conv_forward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_
     const float *mask_in = mask_of(a, s->in_drop), *mask_out = mask_of(a, s->drop);
     int H = s->in.h, W = s->in.w, C = s->C, O = s->O;
     uint8_t *kin_f = p->keep, *kout_f = p->keep_out;
-    int *kin = p->list, *kout = p->list + C;
+    int nin_prev = -1, nout_prev = -1;
     conv_src src = {s->xs, s->xs_plane, s->xs_rs, s->stride, s->K, a->params + L->w_off,
-                    (size_t)C * s->K * s->K, (size_t)s->K * s->K};
+                    (size_t)C * s->K * s->K, (size_t)s->K * s->K, 0, p->wpack};
     size_t oplane = (size_t)s->out.h * s->out.w;
     for (int b = 0; b < a->B; b++) {
         keep_flags(kin_f, mask_in, b, C, p->sparse);
         keep_flags(kout_f, mask_out, b, O, p->sparse);
+        /* This sample's channel lists, and the last sample's beside them. */
+        int *kin = p->list + (b & 1) * 2 * p->ch, *kout = kin + p->ch;
+        const int *pin_ = p->list + (~b & 1) * 2 * p->ch, *pout = pin_ + p->ch;
         int nin = keep_list(kin_f, C, kin), nout = keep_list(kout_f, O, kout);
+        int repack = b == 0 || nin != nin_prev || nout != nout_prev ||
+                     memcmp(kin, pin_, (size_t)nin * sizeof *kin) ||
+                     memcmp(kout, pout, (size_t)nout * sizeof *kout);
+        nin_prev = nin, nout_prev = nout;
         const float *inb = in + (size_t)b * s->in_ld; // (C, H, W)
         for (int t = 0; t < nin; t++)
             stage_plane(s->xs + (size_t)kin[t] * s->xs_plane, s->xs_rows, s->xs_rs, s->xs_rs,
@@ -349,42 +378,65 @@ static void conv_forward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_
             if (!kout_f[o])
                 memset(d.act + o * oplane, 0, oplane * sizeof *d.act);
         int rows = s->code ? 2 * (s->OH / 2) : s->OH;
-        conv_run(&src, &d, NULL, 0, 0, rows, s->NV, kin, nin, kout, nout);
+        conv_run(&src, repack, &d, NULL, 0, 0, rows, s->NV, kin, nin, kout, nout);
     }
 }
 
-/* The weight gradient of the (o, c) pair summed over the samples of a
- * block, added into dw (K, K): for each input row r, the gradient rows
- * r - ky meet it at every kx; a chunk of KYC kernel rows at a time keeps
- * K * KYC accumulators in registers. Gradient rows outside the map are the
- * planes' zero border. */
-KI void dw_pair(const int K, const int KYC, const dn_fast_stage *s, const float *xs,
-                const float *ds, const int *tl, int nt, int o, int c, float *dw)
+/* The weight gradient of output channels o0..o0+NO-1 and input channel c,
+ * summed over the samples tl[0..nt) of a block, added into dw (NO, C, K,
+ * K): for each input row r, the gradient rows r - ky meet it at every kx;
+ * a chunk of KYC kernel rows at a time keeps NO * KYC * K accumulators in
+ * registers, and each input vector loaded serves all of them. Gradient
+ * rows outside the map are the planes' zero border, and a dropped output
+ * channel's plane is all zero. */
+KI void dw_block(const int NO, const int K, const int KYC, const dn_fast_stage *s,
+                 const float *xs, const float *ds, const int *tl, int nt, int o0, int c,
+                 float *dw)
 {
     const int E = s->E, NV = s->NV, xrs = s->xs_rs, drs = s->ds_rs;
     for (int ky0 = 0; ky0 < K; ky0 += KYC) {
-        v16 acc[DW_ACC > 7 ? DW_ACC : 7]; /* [k * K + kx] */
-        for (int k = 0; k < KYC * K; k++)
+        v16 acc[DW_ACC > 7 ? DW_ACC : 7]; /* [(q * KYC + k) * K + kx] */
+        for (int k = 0; k < NO * KYC * K; k++)
             acc[k] = splat(0.0f);
         for (int u = 0; u < nt; u++) {
             const float *X = xs + ((size_t)tl[u] * s->C + c) * s->xs_plane;
-            const float *D = ds + ((size_t)tl[u] * s->O + o) * s->ds_plane + E;
-            for (int r = ky0; r < ky0 + KYC - 1 + s->dwh; r++)
-                for (int j = 0; j < NV; j++) {
-                    v16 dv[7];
-                    for (int k = 0; k < KYC; k++)
-                        dv[k] = ld(D + (size_t)(E + r - ky0 - k) * drs + 16 * j);
-                    const float *xr = X + (size_t)r * xrs + 16 * j;
-                    for (int kx = 0; kx < K; kx++) {
-                        v16 xv = ld(xr + kx);
+            const float *D[2];
+            for (int q = 0; q < NO; q++)
+                D[q] = ds + ((size_t)tl[u] * s->O + o0 + q) * s->ds_plane + E;
+            /* Columns outside, rows inside: the row loop is the long one. */
+            for (int j = 0; j < NV; j++) {
+                const float *xr = X + (size_t)ky0 * xrs + 16 * j;
+                const float *dr[2];
+                for (int q = 0; q < NO; q++)
+                    dr[q] = D[q] + (size_t)E * drs + 16 * j;
+                for (int r = 0; r < KYC - 1 + s->dwh; r++, xr += xrs) {
+                    v16 dv[2][7];
+                    for (int q = 0; q < NO; q++) {
                         for (int k = 0; k < KYC; k++)
-                            acc[k * K + kx] = fma16(dv[k], xv, acc[k * K + kx]);
+                            dv[q][k] = pin(ld(dr[q] - (size_t)k * drs));
+                        dr[q] += drs;
+                    }
+                    for (int kx = 0; kx < K; kx++) {
+                        v16 xv = pin(ld(xr + kx));
+                        for (int q = 0; q < NO; q++)
+                            for (int k = 0; k < KYC; k++)
+                                acc[(q * KYC + k) * K + kx] =
+                                    fma16(dv[q][k], xv, acc[(q * KYC + k) * K + kx]);
                     }
                 }
+            }
         }
-        for (int k = 0; k < KYC && ky0 + k < K; k++)
-            for (int kx = 0; kx < K; kx++)
-                dw[(ky0 + k) * K + kx] += hsum(acc[k * K + kx]);
+        /* Lanes to sums, sixteen accumulators at a time. */
+        float z[DW_ACC > 16 ? 32 : 16];
+        int n = NO * KYC * K, i = 0;
+        for (; i + 16 <= n; i += 16)
+            hsum16(acc + i, z + i);
+        for (; i < n; i++)
+            z[i] = hsum(acc[i]);
+        for (int q = 0; q < NO; q++)
+            for (int k = 0; k < KYC && ky0 + k < K; k++)
+                for (int kx = 0; kx < K; kx++)
+                    dw[(size_t)q * s->C * K * K + (ky0 + k) * K + kx] += z[(q * KYC + k) * K + kx];
     }
 }
 
@@ -414,8 +466,82 @@ static void dw_pair_wide(const dn_fast_stage *s, const float *xs, const float *d
         }
 }
 
-/* Kernel rows per chunk: K * KYC accumulators fit the registers. */
-#define KYC_OF(K) ((DW_ACC / (K)) < 1 ? 1 : (DW_ACC / (K)) > (K) ? (K) : (DW_ACC / (K)))
+/* Weight-gradient blocking by kernel size: NO output channels and KYC
+ * kernel rows per chunk, NO * KYC * K accumulators in registers, chosen
+ * so that few loads feed many FMAs and no chunk runs past the last
+ * kernel row. */
+#if DN_KERN_ISA == 2
+#define DW_NO(K) ((K) <= 4 ? 2 : 1)
+#define DW_KYC(K) ((K) == 4 ? 2 : (K) <= 3 ? (K) : (K) == 5 ? 5 : 3)
+#else
+#define DW_NO(K) 1
+#define DW_KYC(K) ((DW_ACC / (K)) < 1 ? 1 : (DW_ACC / (K)) > (K) ? (K) : (DW_ACC / (K)))
+#endif
+
+static const int32_t k_parity[16] = {0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1};
+
+/* Routes a pooled gradient g (PH, PW), times the dropout scale f, to the
+ * arg-max of each 2x2 window in D (row stride rs, conv pixel (y, x) at
+ * D[y * rs + x]): eight windows, two rows of sixteen, a vector at a time.
+ * Every row pair and the columns up to the vector's end are written, so
+ * nothing needs clearing first. Returns the sum (the bias gradient). */
+static double route_pool(float *D, int rs, const float *g, const uint8_t *code, int PH, int PW,
+                         float f)
+{
+    double sum = 0.0;
+    vi16 par = ldi(k_parity), par2 = vaddi(par, splati(2));
+    for (int py = 0; py < PH; py++) {
+        v16 acc = splat(0.0f);
+        for (int px = 0; px < PW; px += 8) {
+            int n = min_i(8, PW - px);
+            uint8_t cb[8] = {DN_AM_NONE, DN_AM_NONE, DN_AM_NONE, DN_AM_NONE,
+                             DN_AM_NONE, DN_AM_NONE, DN_AM_NONE, DN_AM_NONE};
+            memcpy(cb, code + py * PW + px, (size_t)n);
+            v16 gv = twice_lo(vscale(ldn(g + py * PW + px, n), f));
+            vi16 c = twice_lo_i(codes_ld(cb, 8));
+            v16 r0 = sel(veqi(c, par), gv, splat(0.0f));
+            v16 r1 = sel(veqi(c, par2), gv, splat(0.0f));
+            st(D + (size_t)(2 * py) * rs + 2 * px, r0);
+            st(D + (size_t)(2 * py + 1) * rs + 2 * px, r1);
+            acc = vadd(acc, vadd(r0, r1));
+        }
+        sum += hsum(acc);
+    }
+    return sum;
+}
+
+/* Routes g (OH, OW), times f and, with relu, where the output y is
+ * positive, to D at (oy * stride, ox * stride). Returns the sum. */
+static double route_plain(float *D, int rs, int stride, const float *g, const float *y, int OH,
+                          int OW, int relu, float f)
+{
+    double sum = 0.0;
+    for (int oy = 0; oy < OH; oy++) {
+        const float *gr = g + (size_t)oy * OW, *yr = y + (size_t)oy * OW;
+        float *Dr = D + (size_t)oy * stride * rs;
+        if (stride == 1) {
+            v16 acc = splat(0.0f);
+            for (int ox = 0; ox < OW; ox += 16) {
+                int n = min_i(16, OW - ox);
+                v16 v = vscale(ldn(gr + ox, n), f);
+                if (relu)
+                    v = sel(vgt(ldn(yr + ox, n), splat(0.0f)), v, splat(0.0f));
+                stn(Dr + ox, v, n);
+                acc = vadd(acc, v);
+            }
+            sum += hsum(acc);
+            continue;
+        }
+        float rsum = 0.0f;
+        for (int ox = 0; ox < OW; ox++) {
+            float v = relu && !(yr[ox] > 0.0f) ? 0.0f : gr[ox] * f;
+            Dr[(size_t)ox * stride] = v;
+            rsum += v;
+        }
+        sum += rsum;
+    }
+    return sum;
+}
 
 static void conv_backward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_pass *a,
                           const float *in, const float *gout, float *gin)
@@ -429,18 +555,11 @@ static void conv_backward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast
     memset(dw, 0, (size_t)O * C * KK * sizeof *dw);
     for (int o = 0; o < O; o++)
         p->dsum[o] = 0.0;
-    if (gin) {
-        /* Flipped kernels, inputs and outputs swapped: (C, O, K, K). */
-        for (int o = 0; o < O; o++)
-            for (int c = 0; c < C; c++)
-                for (int t = 0; t < KK; t++)
-                    p->wflip[((size_t)c * O + o) * KK + t] = wt[((size_t)o * C + c) * KK + KK - 1 - t];
-    }
     size_t oplane = (size_t)s->out.h * s->out.w;
     int PH = s->OH / 2, PW = s->OW / 2;
     int *tl = p->list, *kin = p->list + mb, *kout = kin + C;
-    for (int b0 = 0; b0 < a->B; b0 += p->sub) {
-        int ns = min_i(p->sub, a->B - b0);
+    for (int b0 = 0; b0 < a->B; b0 += s->sub) {
+        int ns = min_i(s->sub, a->B - b0);
         /* Stage the inputs and route the output gradients of the block. */
         for (int t = 0; t < ns; t++) {
             int b = b0 + t;
@@ -455,59 +574,65 @@ static void conv_backward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast
             const float *gb = gout + (size_t)b * s->out_ld, *actb = s->act + (size_t)b * s->out_ld;
             const float *sc = mask_out ? mask_out + (size_t)b * O : NULL;
             for (int o = 0; o < O; o++) {
+                float *D = s->ds + ((size_t)t * O + o) * s->ds_plane;
+                /* A dropped channel's plane is read (as zeros) by the
+                 * weight gradient of its neighbour in a block; a stride
+                 * above 1 leaves gaps between the routed values. */
+                if (!fo[o] || st > 1)
+                    for (int y = 0; y < s->dwh; y++)
+                        memset(D + (size_t)(E + y) * s->ds_rs + E, 0, (size_t)s->dww * sizeof *D);
                 if (!fo[o])
                     continue;
-                float *D = s->ds + ((size_t)t * O + o) * s->ds_plane;
-                for (int y = 0; y < s->dwh; y++)
-                    memset(D + (size_t)(E + y) * s->ds_rs + E, 0, (size_t)s->dww * sizeof *D);
                 float f = sc ? sc[o] : 1.0f;
-                double sum = 0.0;
-                if (s->code) {
-                    const uint8_t *cd = s->code + ((size_t)b * O + o) * oplane;
-                    const float *g = gb + o * oplane;
-                    for (int py = 0; py < PH; py++)
-                        for (int px = 0; px < PW; px++) {
-                            int c = cd[py * PW + px];
-                            if (c == DN_AM_NONE)
-                                continue;
-                            float v = g[py * PW + px] * f;
-                            D[(size_t)(E + 2 * py + c / 2) * s->ds_rs + E + 2 * px + c % 2] = v;
-                            sum += v;
-                        }
-                } else {
-                    const float *g = gb + o * oplane, *y = actb + o * oplane;
-                    for (int oy = 0; oy < s->OH; oy++)
-                        for (int ox = 0; ox < s->OW; ox++) {
-                            int i = oy * s->OW + ox;
-                            float v = s->relu >= 0 && !(y[i] > 0.0f) ? 0.0f : g[i] * f;
-                            D[(size_t)(E + oy * st) * s->ds_rs + E + ox * st] = v;
-                            sum += v;
-                        }
-                }
-                p->dsum[o] += sum;
+                if (s->code)
+                    p->dsum[o] += route_pool(D + (size_t)E * s->ds_rs + E, s->ds_rs,
+                                             gb + o * oplane,
+                                             s->code + ((size_t)b * O + o) * oplane, PH, PW, f);
+                else
+                    p->dsum[o] += route_plain(D + (size_t)E * s->ds_rs + E, s->ds_rs, st,
+                                              gb + o * oplane, actb + o * oplane, s->OH, s->OW,
+                                              s->relu >= 0, f);
             }
         }
         /* The weight gradient, pair by pair over the samples that keep both
          * channels. */
-        for (int o = 0; o < O; o++)
+        const int NO = K <= 7 ? (K <= 4 ? DW_NO(1) : DW_NO(5)) : 1;
+        for (int o0 = 0; o0 < O; o0 += NO) {
+            int no = min_i(NO, O - o0);
             for (int c = 0; c < C; c++) {
                 int nt = 0;
-                for (int t = 0; t < ns; t++)
-                    if (p->keep[(size_t)t * C + c] && p->keep_out[(size_t)t * O + o])
+                for (int t = 0; t < ns; t++) {
+                    const uint8_t *fo = p->keep_out + (size_t)t * O + o0;
+                    if (p->keep[(size_t)t * C + c] && (fo[0] || (no > 1 && fo[1])))
                         tl[nt++] = t;
+                }
                 if (!nt)
                     continue;
-                float *d = dw + ((size_t)o * C + c) * KK;
-                switch (K) {
-#define DW(k) case k: dw_pair(k, KYC_OF(k), s, s->xs, s->ds, tl, nt, o, c, d); break;
-                DW(1) DW(2) DW(3) DW(4) DW(5) DW(6) DW(7)
-                default: dw_pair_wide(s, s->xs, s->ds, tl, nt, o, c, d); break;
+                float *d = dw + ((size_t)o0 * C + c) * KK;
+#if DN_KERN_ISA == 2
+                if (no == 2) {
+                    switch (K) {
+#define DW2(k) case k: dw_block(2, k, DW_KYC(k), s, s->xs, s->ds, tl, nt, o0, c, d); break;
+                    DW2(1) DW2(2) DW2(3) DW2(4)
+                    }
+                    continue;
+                }
+#endif
+                {
+                    switch (K) {
+#define DW1(k) case k: dw_block(1, k, DW_KYC(k), s, s->xs, s->ds, tl, nt, o0, c, d); break;
+                    DW1(1) DW1(2) DW1(3) DW1(4) DW1(5) DW1(6) DW1(7)
+                    default: dw_pair_wide(s, s->xs, s->ds, tl, nt, o0, c, d); break;
+                    }
                 }
             }
+        }
         /* The input gradient: the flipped kernels over the routed planes. */
         if (!gin)
             continue;
-        conv_src src = {NULL, s->ds_plane, s->ds_rs, 1, K, p->wflip, (size_t)O * KK, (size_t)KK};
+        /* Outputs and inputs swap roles; the kernel is flipped. */
+        conv_src src = {NULL, s->ds_plane, s->ds_rs, 1, K, wt, (size_t)KK, (size_t)C * KK, 1,
+                        p->wpack};
         for (int t = 0; t < ns; t++) {
             int b = b0 + t;
             const uint8_t *fi = p->keep + (size_t)t * C, *fo = p->keep_out + (size_t)t * O;
@@ -518,7 +643,7 @@ static void conv_backward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast
                     memset(gb + (size_t)c * H * W, 0, (size_t)H * W * sizeof *gb);
             int from = 2 * s->pad + 2; /* E - (K - 1 - pad) */
             src.planes = s->ds + (size_t)t * O * s->ds_plane + (size_t)from * s->ds_rs + from;
-            conv_run(&src, NULL, gb, H, W, H, s->NVx, kout, nout, kin, nin);
+            conv_run(&src, 1, NULL, gb, H, W, H, s->NVx, kout, nout, kin, nin);
         }
     }
     for (int o = 0; o < O; o++)
@@ -632,6 +757,35 @@ static void fc_forward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_pa
     }
 }
 
+/* The input gradient of G samples on the input vectors vl[0..nv): the
+ * sum over the outputs jl[0..nj) of dy (G, dyld) times the weight rows,
+ * into dx (G, ld). */
+KI void fc_dx_block(const int G, const float *W, int I, const float *dy, size_t dyld,
+                    const int *jl, int nj, const int *vl, int nv, float *dx, size_t ld)
+{
+    const int KV = FC_ACC / G, full = I / 16, tail = I % 16;
+    for (int t0 = 0; t0 < nv; t0 += KV) {
+        int nt = min_i(KV, nv - t0);
+        v16 acc[FC_ACC];
+        for (int k = 0; k < FC_ACC; k++)
+            acc[k] = splat(0.0f);
+        for (int jj = 0; jj < nj; jj++) {
+            const float *wr = W + (size_t)jl[jj] * I;
+            v16 d[G_MAX];
+            for (int g = 0; g < G; g++)
+                d[g] = splat(dy[(size_t)g * dyld + jl[jj]]);
+            for (int t = 0; t < KV; t++) {
+                v16 w = wvec(wr, vl[t0 + (t < nt ? t : 0)], full, tail);
+                for (int g = 0; g < G; g++)
+                    acc[g * KV + t] = fma16(d[g], w, acc[g * KV + t]);
+            }
+        }
+        for (int g = 0; g < G; g++)
+            for (int t = 0; t < nt; t++)
+                st(dx + (size_t)g * ld + 16 * vl[t0 + t], acc[g * KV + t]);
+    }
+}
+
 static void fc_backward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_pass *a,
                         const float *in, const float *gout, float *gin)
 {
@@ -657,65 +811,66 @@ static void fc_backward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_p
             sum += p->dy[(size_t)b * dyld + j];
         db[j] = (float)sum;
     }
-    /* The weight gradient, input vector by input vector over the samples
-     * that hold it: every element written once. */
-    int *list = p->list;
-    for (int v = 0; v < s->nvec; v++) {
-        int ns = 0;
-        for (int b = 0; b < B; b++)
-            if (s->active[(size_t)b * words + v / 64] >> (v % 64) & 1)
-                list[ns++] = b;
-        int n = v < full ? 16 : tail;
-        for (int j0 = 0; j0 < O; j0 += FC_ACC) {
+    /* The weight gradient, sixteen rows at a time along the rows (so the
+     * stores stream), each vector over the samples that hold it: every
+     * element written once. */
+    for (int j0 = 0; j0 < O; j0 += FC_ACC)
+        for (int v = 0; v < s->nvec; v++) {
             v16 acc[FC_ACC];
             for (int j = 0; j < FC_ACC; j++)
                 acc[j] = splat(0.0f);
-            for (int t = 0; t < ns; t++) {
-                int b = list[t];
+            for (int b = 0; b < B; b++) {
+                if (!(s->active[(size_t)b * words + v / 64] >> (v % 64) & 1))
+                    continue;
                 v16 xv = ld(in + (size_t)b * s->in_ld + 16 * v);
                 const float *dy = p->dy + (size_t)b * dyld + j0;
                 for (int j = 0; j < FC_ACC; j++)
                     acc[j] = fma16(splat(dy[j]), xv, acc[j]);
             }
+            int n = v < full ? 16 : tail;
             for (int j = 0; j < FC_ACC && j0 + j < O; j++)
                 stn(dw + (size_t)(j0 + j) * I + 16 * v, acc[j], n);
         }
-    }
     if (!gin)
         return;
     /* The input gradient, a few samples at a time over the union of their
-     * vectors and the outputs whose gradient is not zero. */
-    const int KV = FC_ACC;
+     * vectors and the outputs whose gradient is not zero: each weight
+     * vector loaded serves every sample of the block. */
     int *vl = p->list, *jl = p->list + s->nvec + 1;
-    for (int b = 0; b < B; b++) {
-        uint64_t *act = s->active + (size_t)b * words;
-        float *gb = gin + (size_t)b * s->in_ld;
+    int gmax = min_i(s->group, G_MAX);
+    for (int b0 = 0; b0 < B; b0 += gmax) {
+        int G = min_i(gmax, B - b0);
+        G = G >= 8 ? 8 : G >= 4 ? 4 : G >= 2 ? 2 : 1;
+        G = min_i(G, G_MAX);
+        memset(p->un, 0, (size_t)words * sizeof *p->un);
+        for (int g = 0; g < G; g++)
+            for (int wd = 0; wd < words; wd++)
+                p->un[wd] |= s->active[(size_t)(b0 + g) * words + wd];
         int nv = 0, nj = 0;
-        for (int v = 0; v < s->nvec; v++) {
-            if (act[v / 64] >> (v % 64) & 1)
+        for (int v = 0; v < s->nvec; v++)
+            if (p->un[v / 64] >> (v % 64) & 1)
                 vl[nv++] = v;
-            else
-                memset(gb + 16 * v, 0, 16 * sizeof *gb);
-        }
-        const float *dy = p->dy + (size_t)b * dyld;
         for (int j = 0; j < O; j++)
-            if (dy[j] != 0.0f)
-                jl[nj++] = j;
-        for (int t0 = 0; t0 < nv; t0 += KV) {
-            int nt = min_i(KV, nv - t0);
-            v16 acc[FC_ACC];
-            for (int t = 0; t < KV; t++)
-                acc[t] = splat(0.0f);
-            for (int jj = 0; jj < nj; jj++) {
-                v16 d = splat(dy[jl[jj]]);
-                const float *wr = W + (size_t)jl[jj] * I;
-                for (int t = 0; t < KV; t++)
-                    if (t < nt)
-                        acc[t] = fma16(d, wvec(wr, vl[t0 + t], full, tail), acc[t]);
-            }
-            for (int t = 0; t < nt; t++)
-                st(gb + 16 * vl[t0 + t], acc[t]);
+            for (int g = 0; g < G; g++)
+                if (p->dy[(size_t)(b0 + g) * dyld + j] != 0.0f) {
+                    jl[nj++] = j;
+                    break;
+                }
+        switch (G) {
+        case 1: fc_dx_block(1, W, I, p->dy + (size_t)b0 * dyld, dyld, jl, nj, vl, nv, gin + (size_t)b0 * s->in_ld, s->in_ld); break;
+        case 2: if (G_MAX >= 2) fc_dx_block(2, W, I, p->dy + (size_t)b0 * dyld, dyld, jl, nj, vl, nv, gin + (size_t)b0 * s->in_ld, s->in_ld); break;
+        case 4: if (G_MAX >= 4) fc_dx_block(4, W, I, p->dy + (size_t)b0 * dyld, dyld, jl, nj, vl, nv, gin + (size_t)b0 * s->in_ld, s->in_ld); break;
+        default: if (G_MAX >= 8) fc_dx_block(8, W, I, p->dy + (size_t)b0 * dyld, dyld, jl, nj, vl, nv, gin + (size_t)b0 * s->in_ld, s->in_ld); break;
         }
+        /* Vectors a sample does not hold get no gradient. */
+        for (int g = 0; g < G; g++) {
+            const uint64_t *act = s->active + (size_t)(b0 + g) * words;
+            float *gb = gin + (size_t)(b0 + g) * s->in_ld;
+            for (int v = 0; v < s->nvec; v++)
+                if (!(act[v / 64] >> (v % 64) & 1))
+                    memset(gb + 16 * v, 0, 16 * sizeof *gb);
+        }
+        b0 -= gmax - G; /* a short block took fewer samples */
     }
 }
 

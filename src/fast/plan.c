@@ -170,7 +170,8 @@ static size_t layout(dn_fast_plan *p, char *base)
     p->g[0] = carve(base, &off, mb * ld, sizeof(float));
     p->g[1] = carve(base, &off, mb * ld, sizeof(float));
     p->un = carve(base, &off, words, sizeof(uint64_t));
-    p->wflip = carve(base, &off, wl + 16, sizeof(float));
+    p->ch = (int)ch;
+    p->wpack = carve(base, &off, wl + 16, sizeof(float));
     p->dy = carve(base, &off, mb * fco, sizeof(float));
     p->dsum = carve(base, &off, ch, sizeof(double));
     p->keep = carve(base, &off, mb * ch, 1);
@@ -201,6 +202,11 @@ dn_fast_plan *dn_fast_plan_new(const dn_model *m, int max_batch)
         dn_fast_stage *s = &p->stages[i];
         s->in_ld = i ? p->stages[i - 1].out_ld : p->in_ld;
         s->out_ld = round16(numel(s->out));
+        if (s->kind == DN_STAGE_CONV) {
+            size_t bytes = (2 * s->ds_plane + s->xs_plane) * sizeof(float);
+            size_t fit = ((size_t)40 << 10) / bytes;
+            s->sub = fit < 1 ? 1 : fit > (size_t)p->sub ? p->sub : (int)fit;
+        }
     }
     /* Sizes grow with max_batch and the layers; DN_MAX_TENSOR bounds the
      * layers, so only an absurd max_batch could overflow. */

@@ -504,6 +504,16 @@ KI vi16 codes_ld(const uint8_t *src, const int n)
 
 #endif
 
+/* v, kept in a register: the compiler may otherwise fold one load into
+ * every FMA that uses it, and the loads, not the FMAs, set the pace. */
+KI v16 pin(v16 v)
+{
+#if DN_KERN_ISA == 2
+    __asm__("" : "+v"(v));
+#endif
+    return v;
+}
+
 /* ReLU as the general kernel: x > 0 ? x : 0 (NaN and -0 give 0). */
 KI v16 relu(v16 x)
 {
