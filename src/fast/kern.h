@@ -197,9 +197,7 @@ KI void pool_epilogue(v16 r0, v16 r1, float scale, float *dst, uint8_t *code, in
     m = vscale(sel(live, m, splat(0.0f)), scale);
     c = seli(live, c, splati(DN_AM_NONE));
     stn(dst, m, n);
-    uint8_t t8[16];
-    codes_st(t8, c, 16);
-    memcpy(code, t8, (size_t)n);
+    codes_stn(code, c, n);
 }
 
 /* What a forward block writes: the stage output of one sample. */
@@ -494,11 +492,9 @@ static double route_pool(float *D, int rs, const float *g, const uint8_t *code, 
         v16 acc = splat(0.0f);
         for (int px = 0; px < PW; px += 8) {
             int n = min_i(8, PW - px);
-            uint8_t cb[8] = {DN_AM_NONE, DN_AM_NONE, DN_AM_NONE, DN_AM_NONE,
-                             DN_AM_NONE, DN_AM_NONE, DN_AM_NONE, DN_AM_NONE};
-            memcpy(cb, code + py * PW + px, (size_t)n);
+            /* Lanes past n carry gradient 0, wherever their code points. */
             v16 gv = twice_lo(vscale(ldn(g + py * PW + px, n), f));
-            vi16 c = twice_lo_i(codes_ld(cb, 8));
+            vi16 c = codes_ldn_twice(code + py * PW + px, n);
             v16 r0 = sel(veqi(c, par), gv, splat(0.0f));
             v16 r1 = sel(veqi(c, par2), gv, splat(0.0f));
             st(D + (size_t)(2 * py) * rs + 2 * px, r0);
@@ -578,7 +574,7 @@ static void conv_backward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast
                 /* A dropped channel's plane is read (as zeros) by the
                  * weight gradient of its neighbour in a block; a stride
                  * above 1 leaves gaps between the routed values. */
-                if (!fo[o] || st > 1)
+                if ((!fo[o] && DW_NO(K) > 1) || st > 1)
                     for (int y = 0; y < s->dwh; y++)
                         memset(D + (size_t)(E + y) * s->ds_rs + E, 0, (size_t)s->dww * sizeof *D);
                 if (!fo[o])

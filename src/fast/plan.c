@@ -204,7 +204,7 @@ dn_fast_plan *dn_fast_plan_new(const dn_model *m, int max_batch)
         s->out_ld = round16(numel(s->out));
         if (s->kind == DN_STAGE_CONV) {
             size_t bytes = (2 * s->ds_plane + s->xs_plane) * sizeof(float);
-            size_t fit = ((size_t)40 << 10) / bytes;
+            size_t fit = ((size_t)64 << 10) / bytes;
             s->sub = fit < 1 ? 1 : fit > (size_t)p->sub ? p->sub : (int)fit;
         }
     }

@@ -243,6 +243,27 @@ KI vi16 codes_ld(const uint8_t *src, const int n)
                                    15);
 }
 
+/* The first n <= 16 lanes of c, each 0..255, as bytes to dst. */
+KI void codes_stn(uint8_t *dst, vi16 c, int n)
+{
+    vb16_ b = __builtin_convertvector(c, vb16_);
+    _mm_mask_storeu_epi8(dst, (__mmask16)((1u << n) - 1), (__m128i)b);
+}
+
+/* n <= 16 bytes as the first n lanes; the rest 0. */
+KI vi16 codes_ldn(const uint8_t *src, int n)
+{
+    __m128i b = _mm_maskz_loadu_epi8((__mmask16)((1u << n) - 1), src);
+    return __builtin_convertvector((vb16_)b, vi16);
+}
+
+/* n <= 8 bytes, each twice, as the first 2n lanes; the rest 0. */
+KI vi16 codes_ldn_twice(const uint8_t *src, int n)
+{
+    __m128i b = _mm_maskz_loadu_epi8((__mmask16)((1u << n) - 1), src);
+    return (vi16)_mm512_cvtepu8_epi32(_mm_unpacklo_epi8(b, b));
+}
+
 #else /* a struct of native vectors */
 
 #if DN_KERN_ISA == 1
@@ -500,6 +521,28 @@ KI vi16 codes_ld(const uint8_t *src, const int n)
         }
     }
     return c;
+}
+
+KI void codes_stn(uint8_t *dst, vi16 c, int n)
+{
+    uint8_t t[16];
+    codes_st(t, c, 16);
+    memcpy(dst, t, (size_t)n);
+}
+
+KI vi16 codes_ldn(const uint8_t *src, int n)
+{
+    uint8_t t[16] = {0};
+    memcpy(t, src, (size_t)n);
+    return codes_ld(t, 16);
+}
+
+KI vi16 codes_ldn_twice(const uint8_t *src, int n)
+{
+    uint8_t t[16] = {0};
+    for (int i = 0; i < n; i++)
+        t[2 * i] = t[2 * i + 1] = src[i];
+    return codes_ld(t, 16);
 }
 
 #endif
