@@ -165,6 +165,12 @@ typedef struct dn_shape {
     int c, h, w;
 } dn_shape;
 
+/* The lecture's input: one grey channel of DN_IMAGE_SIDE x DN_IMAGE_SIDE
+ * (1x28x28), the shape of an MNIST image. An initialiser:
+ * dn_shape in = DN_INPUT_SHAPE; */
+#define DN_INPUT_CHANNELS 1
+#define DN_INPUT_SHAPE {DN_INPUT_CHANNELS, DN_IMAGE_SIDE, DN_IMAGE_SIDE}
+
 typedef struct dn_layer {
     dn_layer_kind kind;
     char name[16];      /* conv1, relu1, pool1, drop1, flatten, fc1, ...;
@@ -521,11 +527,24 @@ typedef struct dn_train_config {
                                NULL for none */
     dn_train_callback progress; /* may be NULL */
     void *user;
+    int reference;          /* non-zero: the general reference kernels only
+                               (dn_work_set_reference), for tests that pin
+                               the reference arithmetic; not recorded */
 } dn_train_config;
 
 /* The MNIST example's recipe: 14 epochs, batch 64, seed 1, Adadelta lr 1.0,
- * StepLR step 1 gamma 0.7, all cores, no augmentation. */
+ * StepLR step 1 gamma 0.7, all cores, no augmentation. The same as
+ * dn_train_preset("lecture", ...). */
 void dn_train_defaults(dn_train_config *c);
+
+/* Fills c with a named recipe (the defaults above, then the preset's
+ * settings): "lecture" (dn_train_defaults) or "best" (augmented Adam with a
+ * one-cycle schedule, 40 epochs; see src/presets.c for how it was chosen).
+ * DN_ERR_ARG naming the choices for an unknown name, c untouched. */
+dn_status dn_train_preset(const char *name, dn_train_config *c, dn_error *err);
+/* The name of preset i (0, 1, ... in the order above) and a one-line
+ * summary of it (may be NULL); NULL past the last. */
+const char *dn_train_preset_name(int i, const char **summary);
 
 /* Trains m on train (evaluating after each epoch on the held-out val images
  * or, without val, on test when not NULL). If resume is not NULL it is the

@@ -189,7 +189,7 @@ static void lanes_free(lane *lanes, int n)
     free(lanes);
 }
 
-static lane *lanes_new(const dn_model *m, int n, int chunk)
+static lane *lanes_new(const dn_model *m, int n, int chunk, int reference)
 {
     lane *lanes = calloc((size_t)n, sizeof *lanes);
     if (!lanes)
@@ -197,6 +197,8 @@ static lane *lanes_new(const dn_model *m, int n, int chunk)
     size_t plane = (size_t)m->input.c * m->input.h * m->input.w;
     for (int t = 0; t < n; t++) {
         lanes[t].work = dn_work_new(m, chunk);
+        if (lanes[t].work)
+            dn_work_set_reference(lanes[t].work, reference);
         lanes[t].x = dn_alloc_floats(plane * (size_t)chunk);
         lanes[t].labels = dn_alloc_bytes((size_t)chunk);
         lanes[t].keys = dn_alloc_bytes((size_t)chunk * sizeof(uint64_t));
@@ -346,7 +348,7 @@ dn_status dn_evaluate(const dn_model *m, const dn_dataset *ds, size_t first, siz
         n = (int)nchunks;
     double *nll = malloc(count * sizeof *nll);
     uint8_t *hit = malloc(count);
-    lane *lanes = lanes_new(m, n, chunk);
+    lane *lanes = lanes_new(m, n, chunk, 0);
     pool p;
     memset(&p, 0, sizeof p);
     if (!nll || !hit || !lanes)
@@ -366,17 +368,6 @@ dn_status dn_evaluate(const dn_model *m, const dn_dataset *ds, size_t first, siz
 /* ------------------------------------------------------------------------ */
 /* Recipe and checkpoints                                                   */
 /* ------------------------------------------------------------------------ */
-
-void dn_train_defaults(dn_train_config *c)
-{
-    memset(c, 0, sizeof *c);
-    c->epochs = 14;
-    c->batch = 64;
-    c->seed = 1;
-    c->threads = 0;
-    dn_optim_defaults(&c->optim, DN_OPTIM_ADADELTA);
-    dn_sched_defaults(&c->sched, DN_SCHED_STEP);
-}
 
 /* The recipe as one JSON object: everything that decides the arithmetic
  * (the total epoch count is kept apart, since a resume may extend it).
@@ -795,7 +786,8 @@ dn_status dn_train(dn_model *m, const dn_dataset *train, const dn_dataset *test,
     memset(&t, 0, sizeof t);
     t.recipe = recipe_json(cfg);
     t.n_lanes = threads;
-    t.lanes = lanes_new(m, threads, EVAL_CHUNK > DN_TRAIN_CHUNK ? EVAL_CHUNK : DN_TRAIN_CHUNK);
+    t.lanes = lanes_new(m, threads, EVAL_CHUNK > DN_TRAIN_CHUNK ? EVAL_CHUNK : DN_TRAIN_CHUNK,
+                       cfg->reference);
     t.perm = malloc(n_train * sizeof *t.perm);
     size_t stride = (m->n_params + 15) & ~(size_t)15, gtotal = 0;
     if (dn_mul_size(stride, (size_t)nchunks, &gtotal))
