@@ -254,29 +254,31 @@ static int run_model(const show_opts *o, show *s)
 
 /* How layer l changes the data (op), and whether its output is a stage of
  * its own: a convolution or fully connected layer followed by a ReLU is
- * shown after the ReLU, dropout not at all. title, file and *conv (the
- * convolution whose filters go with the stage, or -1) are set for a stage. */
-static int layer_stage(const dn_model *m, int l, char *op, size_t size, char *title,
-                       char *file, int *conv)
+ * shown after the ReLU, dropout not at all. st gets the stage's layer,
+ * title, file, shape and conv (the convolution whose filters go with it, or
+ * -1). */
+static int layer_stage(const dn_model *m, int l, char *op, size_t size, stage *st)
 {
     const dn_layer *L = &m->layers[l];
     const dn_layer *prev = l > 0 ? &m->layers[l - 1] : NULL;
     const dn_layer *next = l + 1 < m->n_layers ? &m->layers[l + 1] : NULL;
-    snprintf(title, 64, "%s", L->name);
-    snprintf(file, 64, "%s.png", L->name);
-    *conv = -1;
+    st->layer = l;
+    st->conv = -1;
+    snprintf(st->title, sizeof st->title, "%s", L->name);
+    snprintf(st->file, sizeof st->file, "%s.png", L->name);
+    shape_str(st->shape, sizeof st->shape, L->out);
     switch (L->kind) {
     case DN_CONV:
         snprintf(op, size, "%s: %d filters of %dx%dx%d, padding %d, stride %d", L->name,
                  L->out_ch, L->in.c, L->k, L->k, L->pad, L->stride);
-        *conv = l;
+        st->conv = l;
         return !next || next->kind != DN_RELU;
     case DN_RELU:
         snprintf(op, size, "ReLU");
         if (prev && (prev->kind == DN_CONV || prev->kind == DN_FC)) {
-            snprintf(title, 64, "%s + ReLU", prev->name);
-            snprintf(file, 64, "%s-relu.png", prev->name);
-            *conv = prev->kind == DN_CONV ? l - 1 : -1;
+            snprintf(st->title, sizeof st->title, "%s + ReLU", prev->name);
+            snprintf(st->file, sizeof st->file, "%s-relu.png", prev->name);
+            st->conv = prev->kind == DN_CONV ? l - 1 : -1;
         }
         return 1;
     case DN_MAXPOOL:
@@ -294,8 +296,8 @@ static int layer_stage(const dn_model *m, int l, char *op, size_t size, char *ti
         return !next || (next->kind != DN_RELU && next->kind != DN_LOGSOFTMAX);
     case DN_LOGSOFTMAX:
         snprintf(op, size, "log-softmax");
-        snprintf(title, 64, "output: log-probabilities");
-        file[0] = 0;
+        snprintf(st->title, sizeof st->title, "output: log-probabilities");
+        st->file[0] = 0;
         return 1;
     }
     return 0;
@@ -316,21 +318,16 @@ static void plan_stages(show *s)
     s->ns = 1;
     char pending[200] = ""; /* operations since the last stage shown */
     for (int l = 0; l < m->n_layers; l++) {
-        char op[160] = "", title[64], file[64];
-        int conv;
-        int shown = layer_stage(m, l, op, sizeof op, title, file, &conv);
+        char op[160] = "";
+        stage *st = &s->stages[s->ns];
+        int shown = layer_stage(m, l, op, sizeof op, st);
         size_t pl = strlen(pending);
         snprintf(pending + pl, sizeof pending - pl, "%s%s", pl ? " &rarr; " : "", op);
         if (!shown)
             continue;
-        stage *st = &s->stages[s->ns++];
-        st->layer = l;
-        st->conv = conv;
-        snprintf(st->title, sizeof st->title, "%s", title);
-        snprintf(st->file, sizeof st->file, "%s", file);
         snprintf(st->op, sizeof st->op, "%s", pending);
-        shape_str(st->shape, sizeof st->shape, m->layers[l].out);
         pending[0] = 0;
+        s->ns++;
     }
 }
 

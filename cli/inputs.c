@@ -24,7 +24,8 @@ dn_model *cli_load_model(const char *explicit_path)
         cli_fail_err(&err);
         return NULL;
     }
-    if (m->input.c != 1 || m->input.h != DN_IMAGE_SIDE || m->input.w != DN_IMAGE_SIDE) {
+    if (m->input.c != DN_INPUT_CHANNELS || m->input.h != DN_IMAGE_SIDE ||
+        m->input.w != DN_IMAGE_SIDE) {
         cli_fail("%s: the model takes %dx%dx%d inputs; images are made 1x%dx%d", path,
                  m->input.c, m->input.h, m->input.w, DN_IMAGE_SIDE, DN_IMAGE_SIDE);
         dn_model_free(m);

@@ -354,7 +354,8 @@ const char *dn_file_extras_get(const dn_file_extras *x, const char *key);
 /* Optimizers, schedules and training                                       */
 /* ------------------------------------------------------------------------ */
 
-/* (section owned by src/optim.c, src/train.c and src/augment.c) */
+/* (section owned by src/optim.c, src/augment.c, src/presets.c, src/train.c,
+ * src/evaluate.c and src/checkpoint.c) */
 
 /* Optimizers. Each update rule is PyTorch 1.13's (torch.optim, the
  * single-tensor path) element by element, with its defaults:
