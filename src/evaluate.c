@@ -7,6 +7,7 @@
 
 #include "internal.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -96,7 +97,8 @@ dn_status dn_evaluator_run(dn_evaluator *e, const dn_model *m, const dn_dataset 
     j.ds = ds;
     j.e = e;
     j.first = first;
-    j.count = count < e->cap ? count : e->cap;
+    assert(count <= e->cap);
+    j.count = count;
     atomic_init(&j.next, 0);
     atomic_init(&j.failed, 0);
     j.logp = logp;
