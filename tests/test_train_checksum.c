@@ -50,15 +50,7 @@ static dn_dataset train_set;
 static int setup(void **state)
 {
     (void)state;
-    /* Without MNIST the set stays empty and every test skips
-     * (t_need_mnist); a copy that is there but broken fails them all. */
-    dn_error err = {0};
-    if (t_have_mnist() &&
-        dn_dataset_load(&train_set, t_mnist_dir(), "train", "mnist", &err) != DN_OK) {
-        fprintf(stderr, "cannot load MNIST from %s: %s\n", t_mnist_dir(), err.msg);
-        return -1;
-    }
-    return 0;
+    return t_load_mnist(&train_set, "train");
 }
 
 static int teardown(void **state)

@@ -56,6 +56,17 @@ void t_need_mnist(void)
     }
 }
 
+int t_load_mnist(dn_dataset *ds, const char *split)
+{
+    memset(ds, 0, sizeof *ds);
+    dn_error err = {0};
+    if (t_have_mnist() && dn_dataset_load(ds, t_mnist_dir(), split, "mnist", &err) != DN_OK) {
+        fprintf(stderr, "cannot load MNIST from %s: %s\n", t_mnist_dir(), err.msg);
+        return -1;
+    }
+    return 0;
+}
+
 void t_need_fashion(void)
 {
     if (!have_dataset(T_FASHION_DIR)) {

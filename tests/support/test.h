@@ -22,6 +22,11 @@ const char *t_mnist_dir(void);
  * when they are not. */
 int t_have_mnist(void);
 void t_need_mnist(void);
+/* For a group setup: loads split ("train" or "test") of MNIST into ds when
+ * it is there (ds stays zeroed when it is not, and the tests skip through
+ * t_need_mnist). Returns 0, or -1 after a message for a copy that is there
+ * but cannot be read, which fails the group. */
+int t_load_mnist(dn_dataset *ds, const char *split);
 /* The same for Fashion-MNIST (installed by scripts/install-deps). */
 #define T_FASHION_DIR "/usr/share/datasets/fashion-mnist"
 void t_need_fashion(void);
