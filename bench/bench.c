@@ -3,14 +3,15 @@
  *
  *   build/bench/bench [--data DIR] [--specs lecture,wide,deep] [--threads 1,2]
  *                     [--limit N] [--eval-limit N] [--latency-runs N]
- *                     [--eval-batch N] [--kernels]
+ *                     [--eval-batch N] [--kernels] [--preset NAME]
  *
  * Three networks (issue 11): "lecture" (the lecture's CNN_MNIST), "wide"
  * (16 and 32 channels, fc 128) and "deep" (four 3x3 convolutions of 32 and
  * 64 channels, fc 256); see k_specs. Measures, for each network and each
  * thread count:
- *   - one training epoch with dn_train (the default recipe: batch 64,
- *     Adadelta + StepLR, seed 1; no evaluation inside the epoch), or the
+ *   - one training epoch with dn_train (a library preset, dn_train_preset:
+ *     "lecture" unless --preset says otherwise - batch 64, Adadelta +
+ *     StepLR, seed 1; no evaluation inside the epoch), or the
  *     first --limit images of it, reported per image and per 60k epoch;
  *   - evaluation throughput of dn_evaluate over the 10k test images;
  * and once:
@@ -127,16 +128,21 @@ static const struct bench_spec {
 
 /* One training epoch (or its first `limit` images) from a fresh model.
  * Returns seconds per image, or -1 on failure. */
-static double bench_train(const char *spec, const dn_dataset *train, int threads, size_t limit)
+static double bench_train(const char *spec, const dn_dataset *train, int threads, size_t limit,
+                          const char *preset)
 {
     dn_error err;
-    dn_model *m = dn_model_new(spec, (dn_shape){1, 28, 28}, 1, &err);
+    dn_model *m = dn_model_new(spec, (dn_shape)DN_INPUT_SHAPE, 1, &err);
     if (!m) {
         fprintf(stderr, "bench: %s\n", err.msg);
         return -1;
     }
     dn_train_config cfg;
-    dn_train_defaults(&cfg);
+    if (dn_train_preset(preset, &cfg, &err)) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        dn_model_free(m);
+        return -1;
+    }
     cfg.epochs = 1;
     cfg.threads = threads;
     cfg.limit = limit;
@@ -291,11 +297,12 @@ static int parse_threads(const char *s, int *out, int max)
 /* Every figure of one network. Returns 0, or 1 on a failure. */
 static int bench_spec(const struct bench_spec *bs, const dn_dataset *train,
                       const dn_dataset *test, const int *threads, int n_threads, size_t limit,
-                      size_t eval_limit, int runs, int eval_batch, int kernels)
+                      size_t eval_limit, int runs, int eval_batch, int kernels,
+                      const char *preset)
 {
     const char *name = bs->name;
     dn_error err;
-    dn_model *m = dn_model_new(bs->spec, (dn_shape){1, 28, 28}, 1, &err);
+    dn_model *m = dn_model_new(bs->spec, (dn_shape)DN_INPUT_SHAPE, 1, &err);
     if (!m) {
         fprintf(stderr, "bench: %s: %s\n", name, err.msg);
         return 1;
@@ -305,7 +312,7 @@ static int bench_spec(const struct bench_spec *bs, const dn_dataset *train,
            f.fwd, name, f.train_dense, name, f.train_sparse);
     fflush(stdout);
     for (int t = 0; t < n_threads; t++) {
-        double spi = bench_train(bs->spec, train, threads[t], limit);
+        double spi = bench_train(bs->spec, train, threads[t], limit, preset);
         if (spi <= 0)
             return 1;
         printf("%s_c_%dt_train_img_s %.1f\n", name, threads[t], 1.0 / spi);
@@ -334,7 +341,7 @@ static int bench_spec(const struct bench_spec *bs, const dn_dataset *train,
 
 int main(int argc, char **argv)
 {
-    const char *data = "data/mnist", *specs = "lecture,wide,deep";
+    const char *data = "data/mnist", *specs = "lecture,wide,deep", *preset = "lecture";
     int threads[8] = {1, 2}, n_threads = 2, runs = 1000, eval_batch = 0, kernels = 0;
     size_t limit = 0, eval_limit = 0;
     for (int i = 1; i < argc; i++) {
@@ -354,12 +361,14 @@ int main(int argc, char **argv)
             runs = atoi(v), i++;
         else if (!strcmp(a, "--eval-batch") && v)
             eval_batch = atoi(v), i++;
+        else if (!strcmp(a, "--preset") && v)
+            preset = v, i++;
         else if (!strcmp(a, "--kernels"))
             kernels = 1;
         else {
             fprintf(stderr, "usage: bench [--data DIR] [--specs lecture,wide,deep] "
                             "[--threads 1,2] [--limit N] [--eval-limit N] "
-                            "[--latency-runs N] [--eval-batch N] [--kernels]\n");
+                            "[--latency-runs N] [--eval-batch N] [--kernels] [--preset NAME]\n");
             return 2;
         }
     }
@@ -384,7 +393,7 @@ int main(int argc, char **argv)
             at = strstr(at + 1, k_specs[s].name);
         if (at)
             rc = bench_spec(&k_specs[s], &train, &test, threads, n_threads, limit, eval_limit,
-                            runs, eval_batch, kernels);
+                            runs, eval_batch, kernels, preset);
     }
     dn_dataset_free(&train);
     dn_dataset_free(&test);
