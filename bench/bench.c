@@ -308,6 +308,7 @@ static int bench_spec(const struct bench_spec *bs, const dn_dataset *train,
         return 1;
     }
     flops f = count_flops(m);
+    printf("%s_spec %s\n", name, m->spec);
     printf("%s_flops_fwd %.0f\n%s_flops_train_dense %.0f\n%s_flops_train_sparse %.0f\n", name,
            f.fwd, name, f.train_dense, name, f.train_sparse);
     fflush(stdout);
@@ -383,7 +384,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench: %s\n", err.msg);
         return 1;
     }
-    printf("kernels %s\n", dn_kernels());
+    printf("fast_isa %s\n", dn_fast_isa_name(dn_fast_best_isa()));
     int rc = 0;
     for (int s = 0; s < N_SPECS && !rc; s++) {
         /* Whole names in the comma-separated list. */

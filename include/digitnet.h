@@ -551,6 +551,9 @@ dn_status dn_train_preset(const char *name, dn_train_config *c, dn_error *err);
 /* The name of preset i (0, 1, ... in the order above) and a one-line
  * summary of it (may be NULL); NULL past the last. */
 const char *dn_train_preset_name(int i, const char **summary);
+/* The layer spec preset `name` trains, for dn_model_new; NULL for the
+ * lecture's network (DN_DEFAULT_SPEC) or an unknown name. */
+const char *dn_train_preset_spec(const char *name);
 
 /* Trains m on train (evaluating after each epoch on the held-out val images
  * or, without val, on test when not NULL). If resume is not NULL it is the

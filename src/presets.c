@@ -56,10 +56,11 @@ static const struct {
     const char *name;
     const char *summary;
     void (*apply)(dn_train_config *c); /* on top of dn_train_defaults */
+    const char *spec;                  /* the network; NULL: the lecture's */
 } presets[] = {
     {"lecture", "Adadelta lr 1.0, StepLR gamma 0.7, batch 64, 14 epochs (98.5 % test accuracy)",
-     preset_lecture},
-    {"best", "--augment, Adam lr 5e-3, one-cycle, 40 epochs (99.1 %)", preset_best},
+     preset_lecture, NULL},
+    {"best", "--augment, Adam lr 5e-3, one-cycle, 40 epochs (99.1 %)", preset_best, NULL},
 };
 
 #define N_PRESETS ((int)(sizeof presets / sizeof presets[0]))
@@ -71,6 +72,14 @@ const char *dn_train_preset_name(int i, const char **summary)
     if (summary)
         *summary = presets[i].summary;
     return presets[i].name;
+}
+
+const char *dn_train_preset_spec(const char *name)
+{
+    for (int i = 0; name && i < N_PRESETS; i++)
+        if (!strcmp(name, presets[i].name))
+            return presets[i].spec;
+    return NULL;
 }
 
 dn_status dn_train_preset(const char *name, dn_train_config *c, dn_error *err)
