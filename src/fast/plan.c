@@ -205,7 +205,11 @@ dn_fast_plan *dn_fast_plan_new(const dn_model *m, int max_batch)
         if (s->kind == DN_STAGE_CONV) {
             size_t bytes = (2 * s->ds_plane + s->xs_plane) * sizeof(float);
             size_t fit = ((size_t)64 << 10) / bytes;
-            s->sub = fit < 1 ? 1 : fit > (size_t)p->sub ? p->sub : (int)fit;
+            /* A power of two, so that blocks split a chunk of 8 evenly. */
+            int sub = 1;
+            while (sub * 2 <= p->sub && (size_t)sub * 2 <= fit)
+                sub *= 2;
+            s->sub = sub;
         }
     }
     /* Sizes grow with max_batch and the layers; DN_MAX_TENSOR bounds the
