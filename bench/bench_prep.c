@@ -270,6 +270,9 @@ int main(int argc, char **argv)
         for (int i = 0; i < o.n; i++) {
             same += pb[i] == pa[i];
             right += pa[i] == labels[i];
+            if (pb[i] != pa[i])
+                fprintf(stderr, "bench_prep: canvas %d (style %d, digit %d): predicted %d before, "
+                        "%d after\n", i, (int)cv[i].style, labels[i], pb[i], pa[i]);
         }
         printf("prep_same_prediction %d\nprep_right %d\n", same, right);
         free(pb);

@@ -597,8 +597,8 @@ dn_status dn_image_alloc(dn_image *img, int w, int h, uint8_t value,
  * freed image. */
 void dn_image_free(dn_image *img);
 
-/* Decodes a PNG, JPEG, BMP, GIF (first frame), PGM/PPM, TGA, PSD, HDR or
- * PIC file into a grey image (ITU-R 601 luma, rounded). A transparent
+/* Decodes a PNG, JPEG, BMP, GIF (first frame), PGM/PPM, TGA or PSD file
+ * (not Radiance HDR nor Softimage PIC) into a grey image (ITU-R 601 luma, rounded). A transparent
  * background is filled with whichever of white or black contrasts with the
  * visible pixels, so that a drawing on a transparent canvas keeps its
  * strokes. Fails with one line naming the file for a missing, empty,

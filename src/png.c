@@ -199,6 +199,43 @@ static void sub_rgba(uint8_t *x, size_t len, size_t bpp)
         x[i] = (uint8_t)(x[i] + x[i - bpp]);
 }
 
+/* Undoes the Up filter; the rows do not overlap, so it vectorises. */
+static void up_row(uint8_t *restrict x, const uint8_t *restrict b, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        x[i] = (uint8_t)(x[i] + b[i]);
+}
+
+/* Undoes the Paeth filter. Where the row above repeats itself (up equals
+ * upper-left, as it does across a plain background) the predictor is the
+ * left pixel, so four RGBA pixels at a time are undone as Sub is. */
+static void paeth_row(uint8_t *x, const uint8_t *b, size_t len, size_t bpp)
+{
+    size_t i = 0;
+    for (; i < bpp; i++)
+        x[i] = (uint8_t)(x[i] + b[i]); /* nothing on the left: up */
+#if defined(__SSE2__)
+    while (bpp == 4 && i + 16 <= len) {
+        __m128i up = _mm_loadu_si128((const __m128i *)(b + i));
+        __m128i upleft = _mm_loadu_si128((const __m128i *)(b + i - 4));
+        if (_mm_movemask_epi8(_mm_cmpeq_epi8(up, upleft)) != 0xffff) {
+            for (size_t end = i + 16; i < end; i++)
+                x[i] = (uint8_t)(x[i] + paeth(x[i - 4], b[i], b[i - 4]));
+            continue;
+        }
+        int32_t left;
+        memcpy(&left, x + i - 4, 4);
+        __m128i v = _mm_loadu_si128((const __m128i *)(x + i));
+        v = _mm_add_epi8(v, _mm_slli_si128(v, 4));
+        v = _mm_add_epi8(v, _mm_slli_si128(v, 8));
+        _mm_storeu_si128((__m128i *)(x + i), _mm_add_epi8(v, _mm_set1_epi32(left)));
+        i += 16;
+    }
+#endif
+    for (; i < len; i++)
+        x[i] = (uint8_t)(x[i] + paeth(x[i - bpp], b[i], b[i - bpp]));
+}
+
 /* Undoes filter f on row x (len bytes, bpp per pixel) given the row above
  * it, b (NULL for the first row, which has zeros above it). Returns 0 for
  * an unknown filter. */
@@ -212,8 +249,7 @@ static int unfilter(uint8_t *x, const uint8_t *b, size_t len, size_t bpp, int f)
         return 1;
     case 2:
         if (b)
-            for (size_t i = 0; i < len; i++)
-                x[i] = (uint8_t)(x[i] + b[i]);
+            up_row(x, b, len);
         return 1;
     case 3:
         for (size_t i = 0; i < bpp; i++)
@@ -226,10 +262,7 @@ static int unfilter(uint8_t *x, const uint8_t *b, size_t len, size_t bpp, int f)
             sub_rgba(x, len, bpp);
             return 1;
         }
-        for (size_t i = 0; i < bpp; i++)
-            x[i] = (uint8_t)(x[i] + b[i]);
-        for (size_t i = bpp; i < len; i++)
-            x[i] = (uint8_t)(x[i] + paeth(x[i - bpp], b[i], b[i - bpp]));
+        paeth_row(x, b, len, bpp);
         return 1;
     default:
         return 0;

@@ -245,17 +245,13 @@ static size_t count_runs(const uint64_t *kept, int h, int words)
 
 /* The runs of row y, each its own blob, joined to the runs of row y - 1
  * that touch it (8-connected: overlapping or diagonal). */
-static int32_t label_row(dn_run *runs, int32_t n, int32_t prev, const uint64_t *bits, int w,
-                         const uint8_t *ink, uint64_t *mass)
+static int32_t label_row(dn_run *runs, int32_t n, int32_t prev, const uint64_t *bits, int w)
 {
     int32_t first = n;
     for (int x = next_bit(bits, 0, w, 1); x < w; x = next_bit(bits, x, w, 1)) {
         int end = next_bit(bits, x, w, 0);
-        uint64_t m = 0;
-        for (int i = x; i < end; i++)
-            m += ink[i];
         runs[n] = (dn_run){(uint16_t)x, (uint16_t)(end - 1), n};
-        mass[n++] = m;
+        n++;
         x = end;
     }
     for (int32_t i = prev, j = first; i < first && j < n;) {
@@ -289,16 +285,28 @@ static int remove_specks(dn_prep *p, int w, int h, int words)
     uint64_t *mass = p->mass.p;
     int32_t *row_first = p->row_first.p, n = 0, prev = 0;
     uint8_t *ink = p->ink.p;
+    int32_t roots = 0;
     for (int y = 0; y < h; y++) {
         row_first[y] = n;
-        int32_t next = label_row(runs, n, prev, kept + (size_t)y * (size_t)words, w,
-                                 ink + (size_t)y * (size_t)w, mass);
+        int32_t next = label_row(runs, n, prev, kept + (size_t)y * (size_t)words, w);
         prev = n;
         n = next;
     }
     row_first[h] = n;
-    /* Roots come first in their blob, so each run adds to a sum that is
-     * not read again for its own run. */
+    for (int32_t i = 0; i < n; i++)
+        roots += runs[i].parent == i;
+    if (roots <= 1)
+        return 1; /* one blob, the digit: nothing to weigh */
+    /* Each run's ink, then each blob's on its root. Roots come first in
+     * their blob, so a run adds to a sum that is not read again for it. */
+    for (int y = 0; y < h; y++)
+        for (int32_t i = row_first[y]; i < row_first[y + 1]; i++) {
+            const uint8_t *row = ink + (size_t)y * (size_t)w;
+            uint64_t m = 0;
+            for (int x = runs[i].x0; x <= runs[i].x1; x++)
+                m += row[x];
+            mass[i] = m;
+        }
     uint64_t heaviest = 0;
     for (int32_t i = 0; i < n; i++) {
         int32_t r = find_root(runs, i);
