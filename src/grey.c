@@ -20,13 +20,16 @@
  * (255 * 255 * 65536 < 2^32). */
 #define CHUNK 65536
 
-static void grey_alpha_chunk(const uint8_t *src, size_t count, uint8_t *g, uint8_t *a,
-                             dn_alpha_sum *sum)
+/* Pixels i..count-1 of n = 2 (grey, alpha) or 4 (RGBA) channels, one at a
+ * time: the whole of grey+alpha, and what the vector loops leave of RGBA. */
+static void alpha_pixels(const uint8_t *src, int n, size_t i, size_t count, uint8_t *g,
+                         uint8_t *a, dn_alpha_sum *sum)
 {
     uint32_t seen = 0, weight = 0;
     uint8_t low = 255;
-    for (size_t i = 0; i < count; i++) {
-        uint8_t l = src[2 * i], o = src[2 * i + 1];
+    for (; i < count; i++) {
+        const uint8_t *q = src + (size_t)n * i;
+        uint8_t l = n == 4 ? dn_luma(q[0], q[1], q[2]) : q[0], o = q[n - 1];
         g[i] = l;
         a[i] = o;
         seen += (uint32_t)l * o;
@@ -76,8 +79,6 @@ static inline void rgba16(const uint8_t *src, uint8_t *g, uint8_t *a, __m128i *s
 static void rgba_chunk(const uint8_t *src, size_t count, uint8_t *g, uint8_t *a,
                        dn_alpha_sum *sum)
 {
-    uint32_t seen = 0, weight = 0;
-    uint8_t low = 255;
     size_t i = dn_image_avx2() ? dn_avx2_rgba(src, count, g, a, sum) : 0;
 #if defined(__SSE2__)
     __m128i vs = _mm_setzero_si128(), vw = _mm_setzero_si128(), vl = _mm_set1_epi8(-1);
@@ -89,23 +90,12 @@ static void rgba_chunk(const uint8_t *src, size_t count, uint8_t *g, uint8_t *a,
     _mm_storeu_si128((__m128i *)s4, vs);
     _mm_storeu_si128((__m128i *)w2, vw);
     _mm_storeu_si128((__m128i *)l16, vl);
-    seen = s4[0] + s4[1] + s4[2] + s4[3];
-    weight = (uint32_t)(w2[0] + w2[1]);
+    sum->seen += (uint64_t)s4[0] + s4[1] + s4[2] + s4[3];
+    sum->weight += w2[0] + w2[1];
     for (int k = 0; k < 16; k++)
-        low = l16[k] < low ? l16[k] : low;
+        sum->translucent |= l16[k] != 255;
 #endif
-    for (; i < count; i++) {
-        const uint8_t *q = src + 4 * i;
-        uint8_t l = dn_luma(q[0], q[1], q[2]), o = q[3];
-        g[i] = l;
-        a[i] = o;
-        seen += (uint32_t)l * o;
-        weight += o;
-        low = o < low ? o : low;
-    }
-    sum->seen += seen;
-    sum->weight += weight;
-    sum->translucent |= low != 255;
+    alpha_pixels(src, 4, i, count, g, a, sum);
 }
 
 void dn_grey_from_channels(const uint8_t *src, int n, size_t count, uint8_t *g, uint8_t *a,
@@ -123,7 +113,7 @@ void dn_grey_from_channels(const uint8_t *src, int n, size_t count, uint8_t *g, 
     for (size_t done = 0; done < count; done += CHUNK) {
         size_t k = count - done < CHUNK ? count - done : CHUNK;
         if (n == 2)
-            grey_alpha_chunk(src + 2 * done, k, g + done, a + done, sum);
+            alpha_pixels(src + 2 * done, 2, 0, k, g + done, a + done, sum);
         else
             rgba_chunk(src + 4 * done, k, g + done, a + done, sum);
     }
