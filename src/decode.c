@@ -118,9 +118,11 @@ static int header_size(const uint8_t *d, size_t n, long *w, long *h)
         return 1;
     }
     if (n >= 26 && d[0] == 'B' && d[1] == 'M') {
-        int32_t x, y;
-        memcpy(&x, d + 18, 4); /* little-endian, as the machines we build on */
-        memcpy(&y, d + 22, 4);
+        /* little-endian, the height negative for a top-down image */
+        int32_t x = (int32_t)((uint32_t)d[18] | (uint32_t)d[19] << 8 | (uint32_t)d[20] << 16 |
+                              (uint32_t)d[21] << 24);
+        int32_t y = (int32_t)((uint32_t)d[22] | (uint32_t)d[23] << 8 | (uint32_t)d[24] << 16 |
+                              (uint32_t)d[25] << 24);
         *w = labs((long)x);
         *h = labs((long)y);
         return 1;
