@@ -75,7 +75,8 @@ $(B)/obj/src/optim.o: override CFLAGS += -O3 -fno-math-errno
 
 # The image path's byte loops (grey conversion, ink, resampling bands)
 # vectorise at -O3; integer results are the same at any level.
-$(B)/obj/src/grey.o $(B)/obj/src/png.o $(B)/obj/src/prep.o $(B)/obj/src/image.o: \
+$(B)/obj/src/grey.o $(B)/obj/src/png.o $(B)/obj/src/prep.o $(B)/obj/src/image.o \
+    $(B)/obj/src/image_x86.o: \
     override CFLAGS += -O3
 
 $(B)/libdigitnet.a: $(OBJ)

@@ -4,8 +4,9 @@
  * A browser's canvas comes as an 8-bit RGBA PNG; stb_image inflates it with
  * a simple bit-by-bit decoder and spends several times longer on that than
  * everything after it. Here the image data is inflated in one call of
- * libdeflate (Debian libdeflate-dev) into a buffer the dn_prep keeps, and
- * each row is unfiltered and turned to grey while it is in cache. Only
+ * libdeflate (Debian libdeflate-dev) into a buffer the dn_prep keeps, the
+ * rows are unfiltered into another, and the pixels turned to grey in one
+ * vectorised pass. Only
  * non-interlaced 8-bit PNGs take this path (grey, grey+alpha, RGB, RGBA,
  * palette); any other valid PNG is left to stb_image (DN_PNG_OTHER).
  *
@@ -175,98 +176,99 @@ static inline uint8_t paeth(int a, int b, int c)
     return (uint8_t)(pa <= pb && pa <= pc ? a : pb <= pc ? b : c);
 }
 
-/* Undoes the Sub filter: each byte plus the one bpp before it. For RGBA the
- * running sum is taken four pixels at a time (a prefix sum of 32-bit
- * lanes, bytes added without carries as the scalar loop adds them). */
-static void sub_rgba(uint8_t *x, size_t len, size_t bpp)
+/* The filters are undone from the inflated rows (s, filter byte skipped)
+ * into the contiguous pixels (d), the row above being d - len. */
+
+/* Sub: each byte plus the one bpp before it. For RGBA the running sum is
+ * taken four pixels at a time (a prefix sum of 32-bit lanes, bytes added
+ * without carries as the scalar loop adds them). */
+static void sub_row(uint8_t *restrict d, const uint8_t *restrict s, size_t len, size_t bpp)
 {
-    size_t i = bpp;
+    size_t i = 0;
+    for (; i < bpp; i++)
+        d[i] = s[i];
 #if defined(__SSE2__)
     if (bpp == 4) {
         __m128i carry = _mm_setzero_si128();
         for (i = 0; i + 16 <= len; i += 16) {
-            __m128i v = _mm_loadu_si128((const __m128i *)(x + i));
+            __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
             v = _mm_add_epi8(v, _mm_slli_si128(v, 4));
             v = _mm_add_epi8(v, _mm_slli_si128(v, 8));
             v = _mm_add_epi8(v, carry);
-            _mm_storeu_si128((__m128i *)(x + i), v);
+            _mm_storeu_si128((__m128i *)(d + i), v);
             carry = _mm_shuffle_epi32(v, 0xff);
         }
         i = i < bpp ? bpp : i;
     }
 #endif
     for (; i < len; i++)
-        x[i] = (uint8_t)(x[i] + x[i - bpp]);
+        d[i] = (uint8_t)(s[i] + d[i - bpp]);
 }
 
-/* Undoes the Up filter; the rows do not overlap, so it vectorises. */
-static void up_row(uint8_t *restrict x, const uint8_t *restrict b, size_t len)
+static void up_row(uint8_t *restrict d, const uint8_t *restrict s, const uint8_t *restrict b,
+                   size_t len)
 {
     for (size_t i = 0; i < len; i++)
-        x[i] = (uint8_t)(x[i] + b[i]);
+        d[i] = (uint8_t)(s[i] + b[i]);
 }
 
-/* Undoes the Paeth filter. Where the row above repeats itself (up equals
- * upper-left, as it does across a plain background) the predictor is the
- * left pixel, so four RGBA pixels at a time are undone as Sub is. */
-static void paeth_row(uint8_t *x, const uint8_t *b, size_t len, size_t bpp)
+static void avg_row(uint8_t *restrict d, const uint8_t *restrict s, const uint8_t *restrict b,
+                    size_t len, size_t bpp)
+{
+    for (size_t i = 0; i < len; i++)
+        d[i] = (uint8_t)(s[i] + (((i >= bpp ? d[i - bpp] : 0) + (b ? b[i] : 0)) >> 1));
+}
+
+/* Paeth. Where the row above repeats itself (up equals upper-left, as it
+ * does across a plain background) the predictor is the left pixel, so four
+ * RGBA pixels at a time are undone as Sub is. */
+static void paeth_row(uint8_t *restrict d, const uint8_t *restrict s, const uint8_t *restrict b,
+                      size_t len, size_t bpp)
 {
     size_t i = 0;
     for (; i < bpp; i++)
-        x[i] = (uint8_t)(x[i] + b[i]); /* nothing on the left: up */
+        d[i] = (uint8_t)(s[i] + b[i]); /* nothing on the left: up */
 #if defined(__SSE2__)
     while (bpp == 4 && i + 16 <= len) {
         __m128i up = _mm_loadu_si128((const __m128i *)(b + i));
         __m128i upleft = _mm_loadu_si128((const __m128i *)(b + i - 4));
         if (_mm_movemask_epi8(_mm_cmpeq_epi8(up, upleft)) != 0xffff) {
             for (size_t end = i + 16; i < end; i++)
-                x[i] = (uint8_t)(x[i] + paeth(x[i - 4], b[i], b[i - 4]));
+                d[i] = (uint8_t)(s[i] + paeth(d[i - 4], b[i], b[i - 4]));
             continue;
         }
         int32_t left;
-        memcpy(&left, x + i - 4, 4);
-        __m128i v = _mm_loadu_si128((const __m128i *)(x + i));
+        memcpy(&left, d + i - 4, 4);
+        __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
         v = _mm_add_epi8(v, _mm_slli_si128(v, 4));
         v = _mm_add_epi8(v, _mm_slli_si128(v, 8));
-        _mm_storeu_si128((__m128i *)(x + i), _mm_add_epi8(v, _mm_set1_epi32(left)));
+        _mm_storeu_si128((__m128i *)(d + i), _mm_add_epi8(v, _mm_set1_epi32(left)));
         i += 16;
     }
 #endif
     for (; i < len; i++)
-        x[i] = (uint8_t)(x[i] + paeth(x[i - bpp], b[i], b[i - bpp]));
+        d[i] = (uint8_t)(s[i] + paeth(d[i - bpp], b[i], b[i - bpp]));
 }
 
-/* Undoes filter f on row x (len bytes, bpp per pixel) given the row above
- * it, b (NULL for the first row, which has zeros above it). Returns 0 for
- * an unknown filter. */
-static int unfilter(uint8_t *x, const uint8_t *b, size_t len, size_t bpp, int f)
+/* Undoes filter f of one row (len bytes, bpp per pixel); b is the row above
+ * (NULL for the first row, which has zeros above it). Returns 0 for an
+ * unknown filter. */
+static int unfilter(uint8_t *restrict d, const uint8_t *restrict s, const uint8_t *restrict b,
+                    size_t len, size_t bpp, int f)
 {
-    switch (f) {
-    case 0:
-        return 1;
-    case 1:
-        sub_rgba(x, len, bpp);
-        return 1;
-    case 2:
-        if (b)
-            up_row(x, b, len);
-        return 1;
-    case 3:
-        for (size_t i = 0; i < bpp; i++)
-            x[i] = (uint8_t)(x[i] + (b ? b[i] >> 1 : 0));
-        for (size_t i = bpp; i < len; i++)
-            x[i] = (uint8_t)(x[i] + ((x[i - bpp] + (b ? b[i] : 0)) >> 1));
-        return 1;
-    case 4:
-        if (!b) {
-            sub_rgba(x, len, bpp);
-            return 1;
-        }
-        paeth_row(x, b, len, bpp);
-        return 1;
-    default:
+    if (f == 0 || (f == 2 && !b))
+        memcpy(d, s, len);
+    else if (f == 1 || (f == 4 && !b))
+        sub_row(d, s, len, bpp); /* Paeth of the first row predicts from the left */
+    else if (f == 2)
+        up_row(d, s, b, len);
+    else if (f == 3)
+        avg_row(d, s, b, len, bpp);
+    else if (f == 4)
+        paeth_row(d, s, b, len, bpp);
+    else
         return 0;
-    }
+    return 1;
 }
 
 /* One unfiltered row of palette indices to grey and opacity; 0 if an
@@ -304,8 +306,20 @@ static int inflate_rows(dn_prep *p, const png_head *hd, const char *name, size_t
     if (!dn_buf_reserve(&p->rows, want))
         return dn_fail(err, DN_ERR_NOMEM, "%s: out of memory for a %ux%u image", name, hd->w,
                        hd->h);
-    enum libdeflate_result r =
-        libdeflate_zlib_decompress(p->inflater, hd->idat, hd->idat_len, p->rows.p, want, &got);
+    /* The zlib wrapper's Adler-32 is not recomputed (it would take a third
+     * of the inflating): the CRC-32 of every IDAT chunk has been checked
+     * over the same compressed bytes, and the rows must come out exact. The
+     * header must be a plain zlib one and the trailer must be there. */
+    const uint8_t *z = hd->idat;
+    size_t used = 0;
+    if (hd->idat_len < 6 || (z[0] & 0x0f) != 8 || (z[0] >> 4) > 7 || (z[1] & 0x20) ||
+        ((unsigned)z[0] << 8 | z[1]) % 31 != 0)
+        return dn_fail(err, DN_ERR_FORMAT, "%s: corrupt PNG (image data is not a zlib stream)",
+                       name);
+    enum libdeflate_result r = libdeflate_deflate_decompress_ex(
+        p->inflater, z + 2, hd->idat_len - 2, p->rows.p, want, &used, &got);
+    if (r == LIBDEFLATE_SUCCESS && hd->idat_len - 2 - used < 4)
+        return dn_fail(err, DN_ERR_FORMAT, "%s: truncated PNG (image data ends early)", name);
     if (r == LIBDEFLATE_INSUFFICIENT_SPACE)
         return DN_PNG_OTHER; /* data after the last row, which stb_image ignores */
     if (r != LIBDEFLATE_SUCCESS)
@@ -332,20 +346,28 @@ int dn_png_decode(dn_prep *p, const uint8_t *data, size_t size, const char *name
     if (!dn_buf_reserve(&p->grey, n) || (hd.has_alpha && !dn_buf_reserve(&p->alpha, n)))
         return dn_fail(err, DN_ERR_NOMEM, "%s: out of memory for a %ux%u image", name, hd.w,
                        hd.h);
-    uint8_t *rows = p->rows.p, *g = p->grey.p, *a = hd.has_alpha ? p->alpha.p : NULL;
-    dn_alpha_sum sum = {0, 0, 0};
+    if (!dn_buf_reserve(&p->pixels, (size_t)hd.h * len))
+        return dn_fail(err, DN_ERR_NOMEM, "%s: out of memory for a %ux%u image", name, hd.w,
+                       hd.h);
+    const uint8_t *rows = p->rows.p;
+    uint8_t *px = p->pixels.p, *g = p->grey.p, *a = hd.has_alpha ? p->alpha.p : NULL;
     for (uint32_t y = 0; y < hd.h; y++) {
-        uint8_t *row = rows + y * stride + 1;
-        if (!unfilter(row, y ? row - stride : NULL, len, bpp, row[-1]))
+        const uint8_t *row = rows + y * stride;
+        uint8_t *d = px + y * len;
+        if (!unfilter(d, row + 1, y ? d - len : NULL, len, bpp, row[0]))
             return dn_fail(err, DN_ERR_FORMAT, "%s: corrupt PNG (row %u has filter %d)", name, y,
-                           row[-1]);
-        uint8_t *gy = g + (size_t)y * hd.w, *ay = a ? a + (size_t)y * hd.w : NULL;
-        if (!hd.palette)
-            dn_grey_from_channels(row, hd.channels, hd.w, gy, ay, &sum);
-        else if (!palette_row(row, hd.w, &hd, gy, ay, &sum))
+                           row[0]);
+    }
+    /* grey in one pass over the whole image, not row by row, so that the
+     * vector loops have no ragged ends but the last */
+    dn_alpha_sum sum = {0, 0, 0};
+    if (!hd.palette)
+        dn_grey_from_channels(px, hd.channels, n, g, a, &sum);
+    for (uint32_t y = 0; hd.palette && y < hd.h; y++)
+        if (!palette_row(px + y * len, hd.w, &hd, g + (size_t)y * hd.w,
+                         a ? a + (size_t)y * hd.w : NULL, &sum))
             return dn_fail(err, DN_ERR_FORMAT, "%s: corrupt PNG (row %u uses a colour beyond "
                            "the palette)", name, y);
-    }
     if (a)
         dn_grey_fill_transparent(g, a, n, &sum);
     *w = (int)hd.w;

@@ -50,8 +50,8 @@ dn_prep *dn_prep_new(void)
 
 void dn_prep_release(dn_prep *p)
 {
-    dn_buf *bufs[] = {&p->idat, &p->rows,  &p->grey,      &p->alpha, &p->ink,
-                      &p->kept, &p->solid, &p->runs,      &p->row_first, &p->mass, &p->band};
+    dn_buf *bufs[] = {&p->idat,  &p->rows,  &p->pixels, &p->grey,      &p->alpha, &p->ink,
+                      &p->kept,  &p->solid, &p->runs,   &p->row_first, &p->mass,  &p->band};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         dn_buf_release(bufs[i]);
     dn_png_release(p);
