@@ -79,9 +79,7 @@ static inline void rgba16(const uint8_t *src, uint8_t *g, uint8_t *a, __m128i *s
 static void rgba_chunk(const uint8_t *src, size_t count, uint8_t *g, uint8_t *a,
                        dn_alpha_sum *sum)
 {
-    size_t i = dn_image_avx512() ? dn_avx512_rgba(src, count, g, a, sum) : 0;
-    if (dn_image_avx2())
-        i += dn_avx2_rgba(src + 4 * i, count - i, g + i, a + i, sum);
+    size_t i = dn_image_avx2() ? dn_avx2_rgba(src, count, g, a, sum) : 0;
 #if defined(__SSE2__)
     __m128i vs = _mm_setzero_si128(), vw = _mm_setzero_si128(), vl = _mm_set1_epi8(-1);
     for (; i + 16 <= count; i += 16)

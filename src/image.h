@@ -6,7 +6,7 @@
  *   png.c      the fast PNG path (libdeflate), PNGs as canvases export them
  *   grey.c     decoded channels -> one grey byte plane (alpha filled)
  *   prep.c     MNIST-style preprocessing on the grey bytes
- *   image_x86.c  the byte loops again for AVX2 and AVX-512
+ *   image_x86.c  the byte loops again for AVX2
  *   image.c    dn_image itself, resizing, dn_image_raw
  */
 #ifndef DN_IMAGE_H
@@ -79,15 +79,10 @@ static inline uint8_t dn_luma(unsigned r, unsigned g, unsigned b)
 void dn_grey_fill_transparent(uint8_t *g, const uint8_t *a, size_t count,
                               const dn_alpha_sum *sum);
 
-/* ---- AVX2 and AVX-512 (image_x86.c) ----------------------------------- */
+/* ---- AVX2 (image_x86.c) ----------------------------------------------- */
 
-/* Whether the processor has AVX2, and AVX-512 F + BW (the functions below
- * named for them may be called). */
+/* Whether the processor has AVX2 (the functions below may be called). */
 int dn_image_avx2(void);
-int dn_image_avx512(void);
-/* dn_avx2_rgba, 64 pixels at a time. */
-size_t dn_avx512_rgba(const uint8_t *src, size_t count, uint8_t *g, uint8_t *a,
-                      dn_alpha_sum *sum);
 /* The loops of rgba_chunk, dn_grey_fill_transparent, ink_plane and
  * band_add, 32 (16 for band) pixels at a time, with the same results; each
  * returns how many pixels (band: the next column) it did. */

@@ -4,9 +4,9 @@
  * A browser's canvas comes as an 8-bit RGBA PNG; stb_image inflates it with
  * a simple bit-by-bit decoder and spends several times longer on that than
  * everything after it. Here the image data is inflated in one call of
- * libdeflate (Debian libdeflate-dev) into a buffer the dn_prep keeps, the
- * rows are unfiltered into another, and the pixels turned to grey in one
- * vectorised pass. Only
+ * libdeflate (Debian libdeflate-dev) into a buffer the dn_prep keeps, and
+ * the rows are unfiltered into another and turned to grey a cache-sized
+ * block at a time. Only
  * non-interlaced 8-bit PNGs take this path (grey, grey+alpha, RGB, RGBA,
  * palette); any other valid PNG is left to stb_image (DN_PNG_OTHER).
  *
@@ -351,23 +351,30 @@ int dn_png_decode(dn_prep *p, const uint8_t *data, size_t size, const char *name
                        hd.h);
     const uint8_t *rows = p->rows.p;
     uint8_t *px = p->pixels.p, *g = p->grey.p, *a = hd.has_alpha ? p->alpha.p : NULL;
-    for (uint32_t y = 0; y < hd.h; y++) {
-        const uint8_t *row = rows + y * stride;
-        uint8_t *d = px + y * len;
-        if (!unfilter(d, row + 1, y ? d - len : NULL, len, bpp, row[0]))
-            return dn_fail(err, DN_ERR_FORMAT, "%s: corrupt PNG (row %u has filter %d)", name, y,
-                           row[0]);
-    }
-    /* grey in one pass over the whole image, not row by row, so that the
-     * vector loops have no ragged ends but the last */
+    /* Blocks of rows of about 16 KB are unfiltered and then turned grey
+     * while they are in the first-level cache; a block, not a row, so that
+     * the vector loops seldom have a ragged end. */
+    uint32_t block = len < 16384 ? (uint32_t)(16384 / len) : 1;
     dn_alpha_sum sum = {0, 0, 0};
-    if (!hd.palette)
-        dn_grey_from_channels(px, hd.channels, n, g, a, &sum);
-    for (uint32_t y = 0; hd.palette && y < hd.h; y++)
-        if (!palette_row(px + y * len, hd.w, &hd, g + (size_t)y * hd.w,
-                         a ? a + (size_t)y * hd.w : NULL, &sum))
-            return dn_fail(err, DN_ERR_FORMAT, "%s: corrupt PNG (row %u uses a colour beyond "
-                           "the palette)", name, y);
+    for (uint32_t y0 = 0; y0 < hd.h; y0 += block) {
+        uint32_t y1 = hd.h - y0 < block ? hd.h : y0 + block;
+        for (uint32_t y = y0; y < y1; y++) {
+            const uint8_t *row = rows + y * stride;
+            uint8_t *d = px + y * len;
+            if (!unfilter(d, row + 1, y ? d - len : NULL, len, bpp, row[0]))
+                return dn_fail(err, DN_ERR_FORMAT, "%s: corrupt PNG (row %u has filter %d)", name,
+                               y, row[0]);
+        }
+        size_t at = (size_t)y0 * hd.w, count = (size_t)(y1 - y0) * hd.w;
+        if (!hd.palette)
+            dn_grey_from_channels(px + y0 * len, hd.channels, count, g + at, a ? a + at : NULL,
+                                  &sum);
+        for (uint32_t y = y0; hd.palette && y < y1; y++)
+            if (!palette_row(px + y * len, hd.w, &hd, g + (size_t)y * hd.w,
+                             a ? a + (size_t)y * hd.w : NULL, &sum))
+                return dn_fail(err, DN_ERR_FORMAT, "%s: corrupt PNG (row %u uses a colour "
+                               "beyond the palette)", name, y);
+    }
     if (a)
         dn_grey_fill_transparent(g, a, n, &sum);
     *w = (int)hd.w;
