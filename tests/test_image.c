@@ -91,12 +91,8 @@ static void classify(const dn_model *m, const float *raw, int n, int *pred)
     dn_image_normalize(x, (size_t)n * NPX, m->mean, m->std);
     const float *lp = dn_model_forward(m, w, x, n, DN_MODE_EVAL, NULL);
     int k = dn_model_classes(m);
-    for (int i = 0; i < n; i++) {
-        pred[i] = 0;
-        for (int c = 1; c < k; c++)
-            if (lp[i * k + c] > lp[i * k + pred[i]])
-                pred[i] = c;
-    }
+    for (int i = 0; i < n; i++)
+        pred[i] = dn_argmax(lp + (size_t)i * (size_t)k, k);
     free(x);
     dn_work_free(w);
 }
