@@ -229,6 +229,20 @@ void dn_add_floats(float *restrict dst, const float *restrict src, size_t n)
         dst[i] += src[i];
 }
 
+int dn_floats_finite(const float *v, size_t n)
+{
+    /* The largest magnitude as bits: an integer max, which vectorises,
+     * where a float comparison chain would not. */
+    uint32_t worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, v + i, sizeof u);
+        u &= 0x7fffffffu;
+        worst = u > worst ? u : worst;
+    }
+    return worst < 0x7f800000u;
+}
+
 static void step_sgd(dn_optim *o, float *p, const float *g, double lr, size_t lo, size_t hi)
 {
     const dn_optim_config *c = &o->cfg;
