@@ -133,6 +133,12 @@ typedef struct dn_dataset {
 dn_status dn_dataset_load(dn_dataset *ds, const char *dir, const char *split,
                           const char *name, dn_error *err);
 void dn_dataset_free(dn_dataset *ds);
+/* The image and label files dn_dataset_load reads for split ("train" or
+ * "test") in dir: the first name it accepts that exists, or the canonical
+ * name when none does (size bytes each; a caller checks that what it
+ * writes is not one of them). DN_ERR_ARG for an unknown split. */
+dn_status dn_dataset_files(const char *dir, const char *split, char *images,
+                           char *labels, size_t size, dn_error *err);
 /* Writes image i normalised ((x/255 - mean) / std) into out (rows*cols). */
 void dn_dataset_image(const dn_dataset *ds, size_t i, float *out);
 /* Class names of "mnist" ("0".."9") or "fashion" ("T-shirt/top", ...);
