@@ -43,7 +43,11 @@ static void usage(FILE *f)
         "\n"
         "examples:\n"
         "  digitnet report --model out/model.safetensors --out out/report\n"
-        "  digitnet report --metrics run.jsonl --model run.safetensors --out r --top 48\n");
+        "  digitnet report --metrics run.jsonl --model run.safetensors --out r --top 48\n"
+        "\n"
+        "exit status: 0 written, 1 a missing or broken file or a write error\n"
+        "(standard output included), 2 usage error (also: a page or picture that\n"
+        "would overwrite the model, the metrics file or the test set)\n");
 }
 
 static void curves(dn_text *t, const cli_epoch_row *r, int n, const char *split)

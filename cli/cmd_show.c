@@ -45,7 +45,11 @@ static void usage(FILE *f)
         "examples:\n"
         "  digitnet show --mnist-index 0 --out out/show\n"
         "  digitnet show --model out/model.safetensors my-digit.png --out out/mine\n"
-        "  chromium out/show/index.html\n");
+        "  chromium out/show/index.html\n"
+        "\n"
+        "exit status: 0 written, 1 a missing or broken file or a write error\n"
+        "(standard output included), 2 usage error (also: a page or picture that\n"
+        "would overwrite the model or the input)\n");
 }
 
 /* Pixels per map: every map at least 112 px across, as MNIST's 28 at 4x. */
