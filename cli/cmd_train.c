@@ -377,8 +377,8 @@ static int claim_files(run *r)
         snprintf(r->metrics_path, sizeof r->metrics_path, "%s.metrics.jsonl", r->out);
     cli_train_files_init(&r->files, r->out, r->metrics_path);
     cli_paths p = {0};
-    cli_paths_add(&p, 1, o->out ? "--out" : o->resume ? "the checkpoint --resume" : "the model file",
-                  r->out);
+    const char *what = o->out ? "--out" : o->resume ? "the checkpoint --resume" : "the model file";
+    cli_paths_add(&p, 1, what, r->out);
     cli_paths_add(&p, 1, "--metrics", r->metrics_path);
     cli_paths_add(&p, 1, "the lock file", r->files.lock_path[0]);
     cli_paths_add(&p, 1, "the lock file", r->files.lock_path[1]);

@@ -7,7 +7,9 @@
  * The commit. For each checkpoint the metrics text is staged (written to a
  * temporary file and synced), the model is written with the text's CRC-32
  * in its metadata and renamed into place, and then the staged metrics file
- * is renamed onto the old one. Before the model's rename both files are
+ * is renamed onto the old one. The CRC leaves out the timings ("seconds",
+ * "images_per_s"), so that two runs of one recipe still write the same
+ * model file bit for bit. Before the model's rename both files are
  * the old ones; after the second rename both are new. A kill between the
  * two renames leaves the new model, the old metrics file and the staged
  * one whose CRC the model records: the next run commits it (roll forward).
@@ -25,6 +27,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -115,22 +118,54 @@ void cli_train_files_free(cli_train_files *f)
 /* Recovery                                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* The CRC-32 of the file at path as 8 hex digits into hex; 0 if it cannot
- * be read. */
+/* The CRC-32 that ties a metrics text to its model: over each line with
+ * its timings left out (a line that is not a JSON object as it is). */
+static uLong history_crc(const char *text, size_t len)
+{
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (size_t at = 0; at < len;) {
+        const char *line = text + at, *nl = memchr(line, '\n', len - at);
+        size_t n = nl ? (size_t)(nl - line) + 1 : len - at;
+        at += n;
+        json_t *o = json_loadb(line, n, 0, NULL);
+        char *canon = NULL;
+        if (json_is_object(o)) {
+            json_object_del(o, "seconds");
+            json_object_del(o, "images_per_s");
+            canon = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
+        }
+        json_decref(o);
+        if (canon)
+            crc = crc32(crc, (const Bytef *)canon, (uInt)strlen(canon));
+        else
+            crc = crc32(crc, (const Bytef *)line, (uInt)n);
+        free(canon);
+    }
+    return crc;
+}
+
+/* history_crc of the file at path as 8 hex digits into hex; 0 if it
+ * cannot be read. */
 static int file_crc(const char *path, char *hex, size_t size)
 {
     char why[256];
     FILE *in = cli_fopen_regular(path, NULL, why, sizeof why);
     if (!in)
         return 0;
-    uLong crc = crc32(0L, Z_NULL, 0);
-    unsigned char buf[65536];
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    char buf[65536];
     size_t n;
-    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
-        crc = crc32(crc, buf, (uInt)n);
-    int ok = !ferror(in);
+    while (mem && (n = fread(buf, 1, sizeof buf, in)) > 0)
+        fwrite(buf, 1, n, mem);
+    int ok = mem && !ferror(in);
+    if (mem && fclose(mem) != 0)
+        ok = 0;
     fclose(in);
-    snprintf(hex, size, "%08lx", (unsigned long)crc);
+    if (ok)
+        snprintf(hex, size, "%08lx", (unsigned long)history_crc(text, len));
+    free(text);
     return ok;
 }
 
@@ -210,7 +245,7 @@ dn_status cli_train_save(const dn_model *m, const char *path, dn_file_extras *x,
     if (t->oom)
         return cli_error(err, DN_ERR_NOMEM, "%s: out of memory for its text", f->metrics);
     const char *text = t->s ? t->s : "";
-    uLong crc = crc32(crc32(0L, Z_NULL, 0), (const Bytef *)text, (uInt)t->len);
+    uLong crc = history_crc(text, t->len);
     if (x->n_meta >= DN_FILE_MAX_META)
         return cli_error(err, DN_ERR_ARG, "%s: no room for the metrics checksum in the "
                          "checkpoint's metadata", path);

@@ -10,7 +10,8 @@
 #include "digitnet_picture.h"
 
 /* The metadata key of a checkpoint that ties it to its metrics file: the
- * CRC-32 (8 hex digits) of the metrics text written with it. */
+ * CRC-32 (8 hex digits) of the metrics text written with it, timings left
+ * out. */
 #define CLI_METRICS_CRC_KEY "train.metrics_crc32"
 
 typedef struct cli_train_files {

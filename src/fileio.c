@@ -167,7 +167,8 @@ static int temp_of(const char *name, const char *base, long *pid)
         return 0;
     errno = 0;
     *pid = strtol(digits, &end, 10);
-    if (errno || *pid > INT_MAX || *end != '-' || strlen(end + 1) != 6 + 4 || strcmp(end + 7, ".tmp") != 0)
+    if (errno || *pid > INT_MAX || *end != '-' || strlen(end + 1) != 6 + 4 ||
+        strcmp(end + 7, ".tmp") != 0)
         return 0;
     for (int i = 1; i <= 6; i++)
         if (!isalnum((unsigned char)end[i]))
