@@ -231,16 +231,16 @@ void dn_add_floats(float *restrict dst, const float *restrict src, size_t n)
 
 int dn_floats_finite(const float *v, size_t n)
 {
-    /* The largest magnitude as bits: an integer max, which vectorises,
-     * where a float comparison chain would not. */
-    uint32_t worst = 0;
+    /* NaN and Inf are the values whose exponent bits are all set: an
+     * integer compare and OR, which vectorise even for SSE2 (an unsigned
+     * max would need SSE4.1, a float compare chain does not vectorise). */
+    uint32_t bad = 0;
     for (size_t i = 0; i < n; i++) {
         uint32_t u;
         memcpy(&u, v + i, sizeof u);
-        u &= 0x7fffffffu;
-        worst = u > worst ? u : worst;
+        bad |= (u & 0x7f800000u) == 0x7f800000u;
     }
-    return worst < 0x7f800000u;
+    return !bad;
 }
 
 static void step_sgd(dn_optim *o, float *p, const float *g, double lr, size_t lo, size_t hi)
