@@ -3,10 +3,13 @@
  * Fashion-MNIST), checkpoint after every epoch, resume exactly.
  *
  * Everything that can be refused is checked before anything is written:
- * flag values, the data directory, the model architecture, and that the
- * output and metrics files can be created in their directories. A refused
- * run exits 2 and leaves an existing model file as it was. What the run
- * shows while it goes, and Ctrl-C, are in cli/train_progress.c.
+ * flag values, the data directory, the model architecture, that the model
+ * and metrics files are neither inputs nor each other, and that they can
+ * be created in their directories. A refused run exits 2 (1 when the
+ * system refuses the write) and leaves an existing model file as it was.
+ * The files are then locked and written together (cli/train_files.c);
+ * what the run shows while it goes, and Ctrl-C, are in
+ * cli/train_progress.c.
  */
 #include "files.h"
 #include "metrics_file.h"
