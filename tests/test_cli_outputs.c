@@ -321,6 +321,25 @@ static void test_standard_output_errors_exit_1(void **state)
     }
 }
 
+/* A metrics file that is a FIFO: refused at once, not waited on. */
+static void test_metrics_fifo_refused(void **state)
+{
+    (void)state;
+    char m[600], fifo[600], log[600], args[2048];
+    t_tmppath(m, sizeof m, "fifo-model.safetensors");
+    t_copy("tests/fixtures/mnist-model.safetensors", m);
+    t_tmppath(fifo, sizeof fifo, "metrics.fifo");
+    t_tmppath(log, sizeof log, "fifo.log");
+    assert_int_equal(mkfifo(fifo, 0644), 0);
+    snprintf(args, sizeof args, "report --model '%s' --metrics '%s' --out '%s.d'", m, fifo, m);
+    int rc = t_wait_within(t_spawn(args, NULL, log, 0), 10);
+    char *text = t_read_file(log, NULL);
+    if (rc != 1 || !text || !strstr(text, "FIFO"))
+        fail_msg("report --metrics FIFO: exit %d (-2: hung), expected 1: %s", rc,
+                 text ? text : "");
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -330,6 +349,7 @@ int main(void)
         cmocka_unit_test(test_new_run_keeps_metrics_until_it_checkpoints),
         cmocka_unit_test(test_second_run_on_the_same_files_is_refused),
         cmocka_unit_test(test_standard_output_errors_exit_1),
+        cmocka_unit_test(test_metrics_fifo_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -53,6 +53,22 @@ int t_wait(pid_t pid)
     return -1;
 }
 
+int t_wait_within(pid_t pid, double seconds)
+{
+    for (double t = 0; t < seconds; t += 0.01) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
+        if (r < 0)
+            return -1;
+        t_sleep_ms(10);
+    }
+    kill(pid, SIGKILL);
+    t_wait(pid);
+    return -2;
+}
+
 int t_run_to(const char *args, const char *out, const char *log, long fsize)
 {
     return t_wait(t_spawn(args, out, log, fsize));

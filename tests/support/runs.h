@@ -19,6 +19,8 @@ const char *t_bin(void);
 pid_t t_spawn(const char *args, const char *out, const char *log, long fsize);
 /* Waits for pid; its exit code, 128 + the signal that killed it, or -1. */
 int t_wait(pid_t pid);
+/* The same, but kills pid after `seconds` and returns -2 (a hang). */
+int t_wait_within(pid_t pid, double seconds);
 /* Runs t_spawn and t_wait. */
 int t_run_to(const char *args, const char *out, const char *log, long fsize);
 /* Waits until the file log contains text; 0 after `seconds`. */
