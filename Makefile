@@ -138,3 +138,5 @@ clean:
 
 distclean: clean
 	rm -rf data/mnist out
+
+include wasm/web.mk
