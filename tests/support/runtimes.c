@@ -7,34 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-int t_sh(char *out, size_t out_size, const char *fmt, ...)
-{
-    char args[8192], cmd[9000], outpath[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    static int counter;
-    snprintf(outpath, sizeof outpath, "%s/sh%d.out", t_tmpdir(), counter++);
-    snprintf(cmd, sizeof cmd, "( %s ) >'%s' 2>&1 </dev/null", args, outpath);
-    int st = system(cmd);
-    if (out && out_size) {
-        char *text = t_read_file(outpath, NULL);
-        snprintf(out, out_size, "%s", text ? text : "");
-        free(text);
-    }
-    unlink(outpath);
-    if (st == -1)
-        return -1;
-    if (WIFEXITED(st))
-        return WEXITSTATUS(st);
-    if (WIFSIGNALED(st))
-        return 128 + WTERMSIG(st);
-    return -1;
-}
 
 void t_missing(const char *why)
 {

@@ -8,12 +8,6 @@
 
 #include "test.h"
 
-/* Runs a shell command line with stdin from /dev/null, stdout and stderr
- * captured into out (may be NULL). Returns the exit status (128+signal if
- * killed, -1 if it could not run). */
-int t_sh(char *out, size_t out_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 /* A tool the test needs is missing (why says which and how to get it):
  * the test is skipped with that reason, or fails when CI is set, because
  * CI installs everything (scripts/install-deps, scripts/install-node-deps)
