@@ -7,6 +7,8 @@
  *   the command          digitnet eval --logprobs-out
  *   ONNX Runtime         digitnet export --onnx, run by npm onnxruntime-node
  *   WebAssembly, node    out/web/digitnet.js (make web), one image a call
+ *   WebAssembly, Chromium  the same in headless Chromium, served over HTTP
+ *                        and opened from file:// (tools/wasm_browser.py)
  *   the HTTP server      digitnet serve, POST /api/predict/batch, when the
  *                        command has it
  *
@@ -157,15 +159,19 @@ static void test_onnx_runtime(void **state)
     free(got);
 }
 
+static const char *web_dir(void)
+{
+    const char *web = getenv("DN_WEB_DIR");
+    return web && *web ? web : "out/web";
+}
+
 static void test_wasm_node(void **state)
 {
     (void)state;
     need_reference();
-    const char *web = getenv("DN_WEB_DIR");
-    web = web && *web ? web : "out/web";
     char res[512];
     t_tmppath(res, sizeof res, "wasm.f32");
-    int rc = t_sh(out, sizeof out, "node tools/node/wasm_run.js '%s' %s '%s' %d '%s' 1000", web,
+    int rc = t_sh(out, sizeof out, "node tools/node/wasm_run.js '%s' %s '%s' %d '%s' 1000", web_dir(),
                   MODEL, pixels_file(), N, res);
     if (rc == 3 || rc == 127)
         t_missing("the WebAssembly build is missing (make web builds out/web)");
@@ -175,6 +181,37 @@ static void test_wasm_node(void **state)
     float *got = t_read_floats(res, (size_t)N * K);
     t_compare_logp("WebAssembly in node (out/web/digitnet.js)", ref, got, N, K, TOL);
     free(got);
+}
+
+static void wasm_in_chromium(const char *how, const char *flag)
+{
+    need_reference();
+    char res[512], what[128];
+    t_tmppath(res, sizeof res, "chromium.f32");
+    int rc = t_sh(out, sizeof out,
+                  "/usr/bin/python3 tools/wasm_browser.py '%s' %s '%s' %d '%s' --repeat 1000 %s",
+                  web_dir(), MODEL, pixels_file(), N, res, flag);
+    if (rc == 3 || rc == 127)
+        t_missing(out);
+    if (rc != 0)
+        fail_msg("wasm_browser: exit %d: %s", rc, out);
+    print_message("%s", out);
+    float *got = t_read_floats(res, (size_t)N * K);
+    snprintf(what, sizeof what, "WebAssembly in headless Chromium, %s", how);
+    t_compare_logp(what, ref, got, N, K, TOL);
+    free(got);
+}
+
+static void test_wasm_chromium(void **state)
+{
+    (void)state;
+    wasm_in_chromium("served over HTTP", "");
+}
+
+static void test_wasm_chromium_file(void **state)
+{
+    (void)state;
+    wasm_in_chromium("opened from file://", "--file");
 }
 
 /* ---- the HTTP server ----------------------------------------------------- */
@@ -198,20 +235,41 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-/* The batch as the API takes it: [{"pixels": [784 values]}, ...]. */
-static void write_batch_json(const char *path)
+/* Images [first, first + n) as the API takes a batch: [{"pixels": [784
+ * values]}, ...] (about 280 kB for 100, well under the 1 MiB a body may
+ * have). */
+#define HTTP_BATCH 100
+
+static void write_batch_json(const char *path, int first, int n)
 {
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fputc('[', f);
-    for (int i = 0; i < N; i++) {
-        fputs(i ? ",{\"pixels\":[" : "{\"pixels\":[", f);
+    for (int i = first; i < first + n; i++) {
+        fputs(i > first ? ",{\"pixels\":[" : "{\"pixels\":[", f);
         for (int p = 0; p < 784; p++)
             fprintf(f, p ? ",%d" : "%d", pixels[(size_t)i * 784 + p]);
         fputs("]}", f);
     }
     fputc(']', f);
     assert_int_equal(fclose(f), 0);
+}
+
+/* The log_probabilities of an answer to a batch of n into got (n, K). */
+static void read_batch_answer(const char *path, int n, float *got)
+{
+    json_error_t je;
+    json_t *arr = json_load_file(path, 0, &je);
+    if (!json_is_array(arr) || json_array_size(arr) != (size_t)n)
+        fail_msg("%s: not an array of %d results (%s)", path, n, je.text);
+    for (int i = 0; i < n; i++) {
+        json_t *lp = json_object_get(json_array_get(arr, (size_t)i), "log_probabilities");
+        if (json_array_size(lp) != K)
+            fail_msg("result %d has no %d log_probabilities", i, K);
+        for (int c = 0; c < K; c++)
+            got[(size_t)i * K + c] = (float)json_number_value(json_array_get(lp, (size_t)c));
+    }
+    json_decref(arr);
 }
 
 static void test_http_server(void **state)
@@ -229,7 +287,6 @@ static void test_http_server(void **state)
     t_tmppath(log, sizeof log, "serve.log");
     t_tmppath(body, sizeof body, "batch.json");
     t_tmppath(answer, sizeof answer, "answer.json");
-    write_batch_json(body);
 
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -248,11 +305,18 @@ static void test_http_server(void **state)
         if (!up)
             sleep_ms(100);
     }
-    int rc = up ? t_sh(out, sizeof out,
-                       "curl -sS -f -m 60 -H 'Content-Type: application/json' "
-                       "--data-binary @'%s' -o '%s' 'http://127.0.0.1:%d/api/predict/batch?raw=1'",
-                       body, answer, port)
-                : -1;
+    float *got = malloc((size_t)N * K * sizeof *got);
+    assert_non_null(got);
+    int rc = up ? 0 : -1, first = 0;
+    for (; up && first < N; first += HTTP_BATCH) {
+        write_batch_json(body, first, HTTP_BATCH);
+        rc = t_sh(out, sizeof out,
+                  "curl -sS -f -m 60 -H 'Content-Type: application/json' --data-binary @'%s' "
+                  "-o '%s' 'http://127.0.0.1:%d/api/predict/batch?raw=1'", body, answer, port);
+        if (rc != 0)
+            break;
+        read_batch_answer(answer, HTTP_BATCH, got + (size_t)first * K);
+    }
     kill(pid, SIGTERM);
     int st;
     waitpid(pid, &st, 0);
@@ -261,24 +325,11 @@ static void test_http_server(void **state)
         fail_msg("digitnet serve did not answer /healthz within 10 s:\n%s", text ? text : "");
     }
     if (rc != 0)
-        fail_msg("POST /api/predict/batch: curl exit %d: %s", rc, out);
-
-    json_error_t je;
-    json_t *arr = json_load_file(answer, 0, &je);
-    if (!json_is_array(arr) || json_array_size(arr) != N)
-        fail_msg("the answer is not an array of %d results (%s)", N, je.text);
-    float *got = malloc((size_t)N * K * sizeof *got);
-    assert_non_null(got);
-    for (int i = 0; i < N; i++) {
-        json_t *lp = json_object_get(json_array_get(arr, (size_t)i), "log_probabilities");
-        if (json_array_size(lp) != K)
-            fail_msg("result %d has no %d log_probabilities", i, K);
-        for (int c = 0; c < K; c++)
-            got[(size_t)i * K + c] = (float)json_number_value(json_array_get(lp, (size_t)c));
-    }
-    json_decref(arr);
+        fail_msg("POST /api/predict/batch (images %d..%d): curl exit %d: %s", first,
+                 first + HTTP_BATCH - 1, rc, out);
     t_compare_logp("the HTTP server (POST /api/predict/batch)", ref, got, N, K, TOL);
     free(got);
+    /* SIGTERM is a clean stop. */
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
@@ -288,6 +339,8 @@ int main(void)
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_onnx_runtime),
         cmocka_unit_test(test_wasm_node),
+        cmocka_unit_test(test_wasm_chromium),
+        cmocka_unit_test(test_wasm_chromium_file),
         cmocka_unit_test(test_http_server),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
