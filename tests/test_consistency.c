@@ -283,10 +283,9 @@ static void test_http_server(void **state)
     if (t_sh(NULL, 0, "command -v curl") != 0)
         t_missing("curl is missing (scripts/install-deps installs it)");
     int port = free_port();
-    char log[512], body[512], answer[512];
+    char log[512], body[512], answer[512], name[32];
     t_tmppath(log, sizeof log, "serve.log");
     t_tmppath(body, sizeof body, "batch.json");
-    t_tmppath(answer, sizeof answer, "answer.json");
 
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -305,17 +304,17 @@ static void test_http_server(void **state)
         if (!up)
             sleep_ms(100);
     }
-    float *got = malloc((size_t)N * K * sizeof *got);
-    assert_non_null(got);
+    /* Nothing in here may fail the test before the server is stopped. */
     int rc = up ? 0 : -1, first = 0;
     for (; up && first < N; first += HTTP_BATCH) {
         write_batch_json(body, first, HTTP_BATCH);
+        snprintf(name, sizeof name, "answer%d.json", first);
         rc = t_sh(out, sizeof out,
                   "curl -sS -f -m 60 -H 'Content-Type: application/json' --data-binary @'%s' "
-                  "-o '%s' 'http://127.0.0.1:%d/api/predict/batch?raw=1'", body, answer, port);
+                  "-o '%s' 'http://127.0.0.1:%d/api/predict/batch?raw=1'", body,
+                  t_tmppath(answer, sizeof answer, name), port);
         if (rc != 0)
             break;
-        read_batch_answer(answer, HTTP_BATCH, got + (size_t)first * K);
     }
     kill(pid, SIGTERM);
     int st;
@@ -327,6 +326,13 @@ static void test_http_server(void **state)
     if (rc != 0)
         fail_msg("POST /api/predict/batch (images %d..%d): curl exit %d: %s", first,
                  first + HTTP_BATCH - 1, rc, out);
+    float *got = malloc((size_t)N * K * sizeof *got);
+    assert_non_null(got);
+    for (first = 0; first < N; first += HTTP_BATCH) {
+        snprintf(name, sizeof name, "answer%d.json", first);
+        read_batch_answer(t_tmppath(answer, sizeof answer, name), HTTP_BATCH,
+                          got + (size_t)first * K);
+    }
     t_compare_logp("the HTTP server (POST /api/predict/batch)", ref, got, N, K, TOL);
     free(got);
     /* SIGTERM is a clean stop. */
