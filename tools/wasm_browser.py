@@ -38,9 +38,9 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-component-update", "--disable-sync",
                   "--disable-dev-shm-usage")
 
-# Runs in the page: loads the build and the model, predicts every image one
-# call at a time, then times one-image predictions. The last argument is
-# selenium's callback.
+# Runs in the page after tools/node/wasm_check.js: loads the build and the
+# model, then wasmCheck predicts every image one call at a time and times
+# one-image predictions. The last argument is selenium's callback.
 PAGE_SCRIPT = r"""
 const [fromFile, modelB64, pixelsB64, n, repeat, done] = arguments;
 function bytes(b64) {
@@ -62,25 +62,13 @@ function script(src) {
     const dn = await createDigitnet();
     const model = dn.loadModel(fromFile ? bytes(modelB64)
         : new Uint8Array(await (await fetch('model.safetensors')).arrayBuffer()));
-    const px = bytes(pixelsB64), k = model.classes, out = new Float32Array(n * k), images = [];
-    for (let i = 0; i < n; i++)
-        images.push(Float32Array.from(px.subarray(i * 784, (i + 1) * 784), (v) => v / 255));
-    for (let i = 0; i < n; i++)
-        out.set(model.predict(images[i]).log_probabilities, i * k);
-    const times = [];
-    for (let r = 0; r < repeat; r++) {
-        const t0 = performance.now();
-        model.predict(images[r % n]);
-        times.push((performance.now() - t0) * 1000);
-    }
-    times.sort((a, b) => a - b);
+    const r = wasmCheck(model, bytes(pixelsB64), n, repeat, () => performance.now());
     let s = '';
-    const u8 = new Uint8Array(out.buffer);
+    const u8 = new Uint8Array(r.out.buffer);
     for (let i = 0; i < u8.length; i += 8192)
         s += String.fromCharCode.apply(null, u8.subarray(i, i + 8192));
-    done({ok: true, classes: k, out: btoa(s), isolated: !!self.crossOriginIsolated,
-          median: times[Math.floor(repeat / 2)],
-          p99: times[Math.min(repeat - 1, Math.floor(0.99 * repeat))]});
+    done({ok: true, classes: model.classes, out: btoa(s),
+          isolated: !!self.crossOriginIsolated, median: r.median, p99: r.p99});
 })().catch((e) => done({ok: false, error: String(e && e.message || e)}));
 """
 
@@ -163,6 +151,9 @@ def main():
         else:
             server = start_server(web)
             driver.get(f"http://127.0.0.1:{server.server_address[1]}/")
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "node",
+                               "wasm_check.js")) as f:
+            driver.execute_script(f.read())
         r = driver.execute_async_script(
             PAGE_SCRIPT, a.file, base64.b64encode(model).decode() if a.file else "",
             base64.b64encode(pixels).decode(), a.n, a.repeat)

@@ -16,6 +16,7 @@
 'use strict';
 const fs = require('fs');
 const path = require('path');
+const wasmCheck = require('./wasm_check.js');
 
 function fail(msg, code = 1) {
     process.stderr.write(`wasm_run: ${msg}\n`);
@@ -32,36 +33,19 @@ const script = path.resolve(webDir, 'digitnet.js');
 if (!fs.existsSync(script))
     fail(`${script} is missing (run make web)`, 3);
 
-function quantile(sorted, q) {
-    return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
-}
-
 async function main() {
     const dn = await require(script)();
     const model = dn.loadModel(fs.readFileSync(modelPath), path.basename(modelPath));
     const pixels = fs.readFileSync(pixelsPath);
     if (pixels.length !== n * 784)
         fail(`${pixelsPath}: ${pixels.length} bytes, expected ${n * 784} (${n} images of 28x28)`);
-    const k = model.classes, out = new Float32Array(n * k);
-    const images = [];
-    for (let i = 0; i < n; i++)
-        images.push(Float32Array.from(pixels.subarray(i * 784, (i + 1) * 784), (v) => v / 255));
-    for (let i = 0; i < n; i++)
-        out.set(model.predict(images[i]).log_probabilities, i * k);
-    fs.writeFileSync(outputPath, Buffer.from(out.buffer));
-
-    // One image at a time, as a page predicts while the user draws.
-    const times = [];
-    for (let r = 0; r < repeat; r++) {
-        const t0 = process.hrtime.bigint();
-        model.predict(images[r % n]);
-        times.push(Number(process.hrtime.bigint() - t0) / 1e3);
-    }
-    times.sort((a, b) => a - b);
+    const r = wasmCheck(model, pixels, n, repeat,
+                        () => Number(process.hrtime.bigint()) / 1e6);
+    fs.writeFileSync(outputPath, Buffer.from(r.out.buffer));
     console.log(JSON.stringify({
-        images: n, classes: k, spec: model.info.spec, node: process.version,
-        predict_us_median: Number(quantile(times, 0.5).toFixed(2)),
-        predict_us_p99: Number(quantile(times, 0.99).toFixed(2)), repeat,
+        images: n, classes: model.classes, spec: model.info.spec, node: process.version,
+        predict_us_median: Number(r.median.toFixed(2)),
+        predict_us_p99: Number(r.p99.toFixed(2)), repeat,
     }));
     model.free();
 }
