@@ -143,6 +143,6 @@ clean:
 	rm -rf build digitnet
 
 distclean: clean
-	rm -rf data/mnist out
+	rm -rf data/mnist out tools/node/node_modules
 
 include wasm/web.mk
