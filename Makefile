@@ -59,7 +59,7 @@ check-pkgs:
 	    echo "make: missing build dependencies (pkg-config: $(PKGS));" \
 	         "run 'scripts/install-deps' (or 'make demo' / 'make test', which run it)" >&2; exit 1; }
 
-$(B)/obj/%.o: %.c include/digitnet.h $(wildcard src/*.h src/*/*.h cli/*.h)
+$(B)/obj/%.o: %.c $(wildcard include/*.h src/*.h src/*/*.h cli/*.h)
 	@mkdir -p $(dir $@)
 	$(say) CC $<
 	$(Q)$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@

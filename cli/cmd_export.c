@@ -2,11 +2,9 @@
  * cmd_export.c - `digitnet export`: a model file as ONNX, for ONNX Runtime
  * and every other runtime that reads it.
  */
-#include "cli.h"
+#include "options.h"
 
-#include <getopt.h>
 #include <stdio.h>
-#include <string.h>
 
 static void usage(FILE *f)
 {
@@ -36,35 +34,17 @@ static void usage(FILE *f)
         DN_ONNX_IR_VERSION, DN_ONNX_OPSET);
 }
 
-enum { O_MODEL = 256, O_ONNX };
-
 int cmd_export(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"model", required_argument, NULL, O_MODEL},
-        {"onnx", required_argument, NULL, O_ONNX},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     const char *model_arg = NULL, *onnx = NULL;
-    int c;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        switch (c) {
-        case O_MODEL: model_arg = optarg; break;
-        case O_ONNX: onnx = optarg; break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case ':':
-            return cli_usage("export", "%s needs a value", argv[optind - 1]);
-        default:
-            return cli_usage("export", "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_usage("export", "unexpected argument '%s'", argv[optind]);
+    const cli_opt opts[] = {
+        CLI_OPT_MODEL(&model_arg),
+        {.name = "onnx", .kind = CLI_STRING, .target = &onnx},
+    };
+    const cli_spec spec = {"export", usage, opts, CLI_N(opts), 0};
+    int next, rc = cli_parse(&spec, argc, argv, &next, NULL);
+    if (rc)
+        return rc == CLI_HELP ? 0 : rc;
     if (!onnx)
         return cli_usage("export", "give the file to write with --onnx OUT.onnx");
     if (!*onnx)

@@ -55,8 +55,10 @@ static int setup(void **state)
     (void)state;
     dn_dataset ds;
     dn_error err = {0};
-    if (dn_dataset_load(&ds, t_mnist_dir(), "test", "mnist", &err) != DN_OK)
-        return 0; /* each test then skips, saying why */
+    if (t_load_mnist(&ds, "test") != 0)
+        return -1;
+    if (!ds.n)
+        return 0; /* each test then skips, saying why (t_need_mnist) */
     dn_model *m = dn_model_load(MODEL, NULL, &err);
     if (!m) {
         print_error("%s\n", err.msg);
@@ -97,10 +99,8 @@ static int teardown(void **state)
 
 static void need_reference(void)
 {
-    if (!pixels) {
-        print_message("skipped: no MNIST test set in %s\n", t_mnist_dir());
-        skip();
-    }
+    t_need_mnist();
+    assert_non_null(pixels);
 }
 
 /* The raw pixels in a file, for the runtimes that read them. */

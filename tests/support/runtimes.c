@@ -19,12 +19,11 @@ void t_missing(const char *why)
 
 uint8_t *t_mnist_pixels(size_t n, uint8_t **labels)
 {
+    t_need_mnist();
     dn_dataset ds;
     dn_error err = {0};
-    if (dn_dataset_load(&ds, t_mnist_dir(), "test", "mnist", &err) != DN_OK) {
-        print_message("skipped: no MNIST test set: %s\n", err.msg);
-        skip();
-    }
+    if (dn_dataset_load(&ds, t_mnist_dir(), "test", "mnist", &err) != DN_OK)
+        fail_msg("%s", err.msg);
     assert_true(ds.n >= n);
     size_t bytes = n * 28 * 28;
     uint8_t *px = malloc(bytes);

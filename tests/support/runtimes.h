@@ -14,8 +14,9 @@
  * and a skip there would hide a broken set-up. */
 void t_missing(const char *why);
 
-/* The first n MNIST test images (n, 28, 28) as raw bytes; the test is
- * skipped when MNIST is not there. Free with free(). */
+/* The first n MNIST test images (n, 28, 28) as raw bytes, and their
+ * labels if labels is not NULL; the test is skipped (t_need_mnist) when
+ * MNIST is not there. Free with free(). */
 uint8_t *t_mnist_pixels(size_t n, uint8_t **labels);
 /* Those pixels normalised ((p/255 - mean) / std) as the model wants:
  * (n, 28, 28) floats, malloc'd. */
