@@ -133,6 +133,12 @@ typedef struct dn_dataset {
 dn_status dn_dataset_load(dn_dataset *ds, const char *dir, const char *split,
                           const char *name, dn_error *err);
 void dn_dataset_free(dn_dataset *ds);
+/* The image and label files dn_dataset_load reads for split ("train" or
+ * "test") in dir: the first name it accepts that exists, or the canonical
+ * name when none does (size bytes each; a caller checks that what it
+ * writes is not one of them). DN_ERR_ARG for an unknown split. */
+dn_status dn_dataset_files(const char *dir, const char *split, char *images,
+                           char *labels, size_t size, dn_error *err);
 /* Writes image i normalised ((x/255 - mean) / std) into out (rows*cols). */
 void dn_dataset_image(const dn_dataset *ds, size_t i, float *out);
 /* Class names of "mnist" ("0".."9") or "fashion" ("T-shirt/top", ...);
@@ -527,7 +533,9 @@ void dn_augment_image(const uint8_t *src, int rows, int cols, uint64_t key,
 #define DN_TRAIN_CHUNK 8
 
 /* Figures handed to the progress callback after every batch and once more
- * at the end of every epoch (epoch_done = 1, evaluation figures set). */
+ * at the end of every epoch (epoch_done = 1, evaluation figures set),
+ * before that epoch's checkpoint is written, so that what the callback
+ * records can be written with it (see dn_train_saver). */
 typedef struct dn_train_progress {
     int epoch, epochs;      /* epoch in progress, 1-based, of epochs */
     long batch, batches;    /* batches done in this epoch, per epoch */
@@ -547,6 +555,15 @@ typedef struct dn_train_progress {
 /* Returns non-zero to ask the trainer to stop after the current batch. */
 typedef int (*dn_train_callback)(const dn_train_progress *p, void *user);
 
+/* Writes a checkpoint: m with the extras x (optimizer state, position,
+ * recipe) to path, as dn_model_save does; it may add metadata to x. Set
+ * in dn_train_config.save to write other files in the same step (digitnet
+ * train commits its metrics file right after the model, and records in
+ * the model which metrics belong to it). user is dn_train_config.user. */
+typedef dn_status (*dn_train_saver)(const dn_model *m, const char *path,
+                                    dn_file_extras *x, void *user,
+                                    dn_error *err);
+
 typedef struct dn_train_config {
     int epochs;             /* total epochs, counting those already done */
     int batch;              /* samples per optimizer step (64) */
@@ -561,6 +578,7 @@ typedef struct dn_train_config {
     const char *checkpoint; /* written after every epoch and on a stop;
                                NULL for none */
     dn_train_callback progress; /* may be NULL */
+    dn_train_saver save;    /* writes the checkpoint; NULL: dn_model_save */
     void *user;
     int reference;          /* non-zero: the general reference kernels only
                                (dn_work_set_reference), for tests that pin
@@ -592,9 +610,10 @@ const char *dn_train_preset_name(int i, const char **summary);
  * after the current batch (resumable mid-epoch; a stop asked for on an
  * epoch's last batch is taken after that epoch's evaluation); then
  * DN_ERR_INTERRUPTED is returned. A fresh run of 0 epochs writes the
- * initial weights as a checkpoint. A non-finite loss stops with
- * DN_ERR_NUMERIC naming the epoch and batch, leaving the last checkpoint as
- * it was. */
+ * initial weights as a checkpoint. Divergence - a non-finite loss, or a
+ * parameter that the optimizer step made NaN or infinite (e.g. Adadelta
+ * with eps 0) - stops with DN_ERR_NUMERIC naming the epoch and batch,
+ * leaving the last checkpoint as it was. */
 dn_status dn_train(dn_model *m, const dn_dataset *train,
                    const dn_dataset *test, const dn_train_config *cfg,
                    const dn_file_extras *resume, dn_error *err);
@@ -681,24 +700,28 @@ int dn_most_confused(const size_t *cm, int k, dn_confused_pair *pairs, int max);
 #define DN_IMAGE_SIDE 28
 #define DN_IMAGE_BOX 20
 
-/* A grey image: 0 is black, 1 is white. */
+/* A grey image, one byte a pixel: 0 is black, 255 white. */
 typedef struct dn_image {
     int w, h;
-    float *px;          /* (h, w) */
+    uint8_t *grey;      /* (h, w) */
+    int borrowed;       /* pixels lent by a dn_prep: dn_image_free leaves them */
     char name[256];     /* file name for messages ("" if none) */
 } dn_image;
 
 /* Allocates a w x h image filled with value. */
-dn_status dn_image_alloc(dn_image *img, int w, int h, float value,
+dn_status dn_image_alloc(dn_image *img, int w, int h, uint8_t value,
                          dn_error *err);
-/* Frees the pixels and zeroes img; safe on a zeroed or freed image. */
+/* Frees the pixels (unless borrowed) and zeroes img; safe on a zeroed or
+ * freed image. */
 void dn_image_free(dn_image *img);
 
-/* Decodes a PNG, JPEG, BMP, GIF (first frame), PGM/PPM or TGA file into a
- * grey image (ITU-R 601 luma). A transparent background is filled with
- * whichever of white or black contrasts with the visible pixels, so that a
- * drawing on a transparent canvas keeps its strokes. Fails with one line
- * naming the file for a missing, empty, truncated or oversized file. */
+/* Decodes a PNG, JPEG, BMP, GIF (first frame), PGM/PPM, TGA or PSD file
+ * (not Radiance HDR nor Softimage PIC) into a grey image (ITU-R 601 luma, rounded). A transparent
+ * background is filled with whichever of white or black contrasts with the
+ * visible pixels, so that a drawing on a transparent canvas keeps its
+ * strokes. Fails with one line naming the file for a missing, empty,
+ * truncated, corrupt or oversized file (the size is read from the header
+ * before any pixel is allocated), or a path that is not a regular file. */
 dn_status dn_image_load(const char *path, dn_image *img, dn_error *err);
 /* Same as dn_image_load for an encoded image held in memory; name is used
  * in messages and copied into img->name (may be NULL). */
@@ -739,6 +762,31 @@ dn_status dn_image_preprocess(const dn_image *img, float *out,
  * no cropping, only a resize to 28 x 28 when the size differs. out as for
  * dn_image_preprocess. */
 dn_status dn_image_raw(const dn_image *img, float *out, dn_error *err);
+
+/* Reusable buffers for decoding and preprocessing many images, so that a
+ * server allocates nothing per request once it has seen its largest image:
+ *
+ *     dn_prep *p = dn_prep_new();
+ *     for each request:
+ *         dn_image img;
+ *         if (dn_prep_load_memory(p, png, size, "request", &img, &err) == DN_OK)
+ *             st = dn_prep_image(p, &img, x, &info, &err);
+ *     dn_prep_free(p);
+ *
+ * The results are those of dn_image_load_memory and dn_image_preprocess,
+ * which use a dn_prep of their own for one image. A dn_prep is used by one
+ * thread at a time (one per worker thread). */
+typedef struct dn_prep dn_prep;
+/* NULL if out of memory. */
+dn_prep *dn_prep_new(void);
+void dn_prep_free(dn_prep *p);
+/* dn_image_load_memory into img, whose pixels belong to p (img->borrowed):
+ * valid until the next dn_prep_load_memory on p or dn_prep_free. */
+dn_status dn_prep_load_memory(dn_prep *p, const void *data, size_t size,
+                              const char *name, dn_image *img, dn_error *err);
+/* dn_image_preprocess with p's buffers; img may be any dn_image. */
+dn_status dn_prep_image(dn_prep *p, const dn_image *img, float *out,
+                        dn_prep_info *info, dn_error *err);
 /* x[i] = (x[i] - mean) / std for n values: the model's normalisation. */
 void dn_image_normalize(float *x, size_t n, float mean, float std);
 
@@ -748,9 +796,33 @@ void dn_image_normalize(float *x, size_t n, float mean, float std);
 
 /* Writes size bytes to path atomically: a temporary file in the same
  * directory, fsync, rename. An existing file at path is left untouched on
- * any failure. */
+ * any failure. DN_ERR_IO names path and the system's reason (a full disk,
+ * a read-only directory; for a file size limit, EFBIG, the process must
+ * ignore SIGXFSZ, as the digitnet command does, or the kernel kills it). */
 dn_status dn_file_write_atomic(const char *path, const void *data,
                                size_t size, dn_error *err);
+
+/* The same in two steps, for a caller that replaces several files
+ * together (digitnet train stages its metrics file, writes the model, then
+ * commits the metrics). dn_file_stage writes data to a new temporary file
+ * next to path, named PATH.PID-XXXXXX.tmp, and syncs it; path is not
+ * touched, and *tmp gets the temporary file's name (malloc'd). On failure
+ * nothing is left behind and *tmp is NULL. dn_file_commit renames tmp onto
+ * path (atomic), syncs the directory and frees tmp; on failure it removes
+ * the temporary file. dn_file_discard removes it and frees tmp. */
+dn_status dn_file_stage(const char *path, const void *data, size_t size,
+                        char **tmp, dn_error *err);
+dn_status dn_file_commit(char *tmp, const char *path, dn_error *err);
+void dn_file_discard(char *tmp);
+
+/* The temporary files that atomic writes of path left behind when their
+ * process died between creating and renaming them (kill -9, power cut):
+ * names PATH.PID-XXXXXX.tmp in path's directory whose PID is not a running
+ * process (nothing else is listed: not other names, not a live writer's
+ * file). *names gets n malloc'd "DIR/NAME" strings in a malloc'd array;
+ * free each and the array. DN_ERR_IO if the directory cannot be listed. */
+dn_status dn_file_stale(const char *path, char ***names, size_t *n,
+                        dn_error *err);
 
 #ifdef __cplusplus
 }

@@ -22,7 +22,7 @@ WEB_ENV   := NODE_PATH=/usr/share/nodejs$(if $(NODE_PATH),:$(NODE_PATH))
 WEB_CFLAGS := -std=c17 $(WARN) -Werror -O2 -msimd128 -Iinclude -Isrc -I$(WB)/deps/include \
               -I/usr/include/stb -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 WEB_OBJ   := $(SRC:%.c=$(WB)/obj/%.o) $(WB)/obj/wasm/dn_wasm.o $(WB)/obj/wasm/stb_impl.o
-WEB_DEPS  := $(WB)/deps/lib/libjansson.a $(WB)/deps/lib/libz.a
+WEB_DEPS  := $(WB)/deps/lib/libjansson.a $(WB)/deps/lib/libz.a $(WB)/deps/lib/libdeflate.a
 WEB_LDFLAGS := -O2 -msimd128 -sMODULARIZE=1 -sEXPORT_NAME=createDigitnet \
                -sALLOW_MEMORY_GROWTH=1 -sENVIRONMENT=web,worker,node \
                -sEXPORTED_FUNCTIONS=_malloc,_free --pre-js wasm/pre.js --post-js wasm/api.js
@@ -35,10 +35,12 @@ web: deps
 
 web-build: $(WEB_OUT)/digitnet.js $(WEB_OUT)/digitnet-wasm.js $(WEB_OUT)/model.safetensors
 
-$(WEB_DEPS):
-	$(Q)$(WEB_ENV) scripts/build-wasm-deps $(WB)/deps
+# One run builds all three (a stamp, so that make -j runs it once).
+$(WB)/deps/built: scripts/build-wasm-deps
+	$(Q)$(WEB_ENV) scripts/build-wasm-deps $(WB)/deps && touch $@
+$(WEB_DEPS): $(WB)/deps/built ;
 
-$(WB)/obj/%.o: %.c include/digitnet.h $(wildcard src/*.h src/*/*.h) | $(WEB_DEPS)
+$(WB)/obj/%.o: %.c include/digitnet.h $(wildcard src/*.h src/*/*.h) | $(WB)/deps/built
 	@mkdir -p $(dir $@)
 	$(say) EMCC $<
 	$(Q)$(WEB_ENV) $(EMCC) $(WEB_CFLAGS) -c $< -o $@
