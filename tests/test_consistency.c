@@ -9,6 +9,10 @@
  *   WebAssembly, node    out/web/digitnet.js (make web), one image a call
  *   WebAssembly, Chromium  the same in headless Chromium, served over HTTP
  *                        and opened from file:// (tools/wasm_browser.py)
+ *
+ * and the pictures of tests/fixtures/digits go through the native and the
+ * WebAssembly preprocessing (decoding included), which must give the same
+ * 28x28.
  *   the HTTP server      digitnet serve, POST /api/predict/batch, when the
  *                        command has it
  *
@@ -214,6 +218,53 @@ static void test_wasm_chromium_file(void **state)
     wasm_in_chromium("opened from file://", "--file");
 }
 
+/* The drawings and photos of tests/fixtures/digits, decoded and prepared as
+ * MNIST was by the WebAssembly build and natively. */
+static void test_wasm_preprocess(void **state)
+{
+    (void)state;
+    static const char *const pictures[] = {
+        "0-pencil.jpg", "1-blue-ink.png", "2-chalk.bmp", "3-canvas.png", "4-pencil.jpg",
+        "5-blue-ink.png", "6-chalk.bmp", "7-canvas.png", "8-pencil.jpg", "9-blue-ink.png",
+    };
+    enum { NP = sizeof pictures / sizeof pictures[0] };
+    char list[2048] = "", res[512];
+    for (int i = 0; i < NP; i++) {
+        size_t n = strlen(list);
+        snprintf(list + n, sizeof list - n, " tests/fixtures/digits/%s", pictures[i]);
+    }
+    t_tmppath(res, sizeof res, "prep.f32");
+    int rc = t_sh(out, sizeof out, "node tools/node/wasm_prep.js '%s' %s '%s'%s", web_dir(),
+                  MODEL, res, list);
+    if (rc == 3 || rc == 127)
+        t_missing("the WebAssembly build is missing (make web builds out/web)");
+    if (rc != 0)
+        fail_msg("wasm_prep: exit %d: %s", rc, out);
+    float *got = t_read_floats(res, (size_t)NP * 784);
+    double worst = 0;
+    for (int i = 0; i < NP; i++) {
+        char path[256];
+        snprintf(path, sizeof path, "tests/fixtures/digits/%s", pictures[i]);
+        dn_image img;
+        dn_error err = {0};
+        float want[784];
+        if (dn_image_load(path, &img, &err) != DN_OK ||
+            dn_image_preprocess(&img, want, NULL, &err) != DN_OK)
+            fail_msg("%s", err.msg);
+        dn_image_free(&img);
+        for (int p = 0; p < 784; p++) {
+            double d = fabs((double)want[p] - got[(size_t)i * 784 + p]);
+            if (d > 1e-6)
+                fail_msg("%s: pixel %d: WebAssembly %.9g, native %.9g", path, p,
+                         (double)got[(size_t)i * 784 + p], (double)want[p]);
+            worst = d > worst ? d : worst;
+        }
+    }
+    print_message("WebAssembly preprocessing of %d pictures (PNG, JPEG, BMP): max abs "
+                  "difference %.3g from the native\n", NP, worst);
+    free(got);
+}
+
 /* ---- the HTTP server ----------------------------------------------------- */
 
 /* A port nobody listens on now (the kernel's choice for port 0). */
@@ -347,6 +398,7 @@ int main(void)
         cmocka_unit_test(test_wasm_node),
         cmocka_unit_test(test_wasm_chromium),
         cmocka_unit_test(test_wasm_chromium_file),
+        cmocka_unit_test(test_wasm_preprocess),
         cmocka_unit_test(test_http_server),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
