@@ -361,6 +361,39 @@ void dn_file_extras_free(dn_file_extras *x);
 const char *dn_file_extras_get(const dn_file_extras *x, const char *key);
 
 /* ------------------------------------------------------------------------ */
+/* ONNX export                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* (section owned by src/onnx.c) */
+
+#define DN_ONNX_IR_VERSION 7
+#define DN_ONNX_OPSET 13
+
+/* Encodes m for inference as an ONNX model (IR version DN_ONNX_IR_VERSION,
+ * default-domain opset DN_ONNX_OPSET) into a malloc'd buffer *out of *size
+ * bytes. The graph reads "input" (batch, C, H, W) float32, normalised as
+ * m->mean and m->std say, for any batch size, and writes "log_probs"
+ * (batch, classes) when the spec ends in logsoftmax, "output" otherwise.
+ * Each layer is one standard operator: conv -> Conv (kernel_shape, pads,
+ * strides), relu -> Relu, maxpool -> MaxPool (padding never wins, as
+ * here and in PyTorch), flatten -> Flatten (axis 1), fc -> Gemm (transB 1),
+ * logsoftmax -> LogSoftmax (axis 1); dropout2d, the identity at inference,
+ * is left out. Parameters are initializers named as in the model file
+ * ("conv1.weight" ...); every intermediate tensor has its shape in
+ * value_info. metadata_props record "digitnet.arch", "digitnet.input",
+ * "digitnet.version", "dataset", "normalization.mean", "normalization.std",
+ * "normalization" and "preprocessing" (what to do to a picture before the
+ * graph sees it), "classes" (comma-separated names, for 10 classes of a
+ * known dataset) and "output". DN_ERR_ARG for a model of more than about
+ * 2 GB (protobuf's limit), DN_ERR_NOMEM when memory runs out. */
+dn_status dn_onnx_encode(const dn_model *m, uint8_t **out, size_t *size,
+                         dn_error *err);
+/* Writes dn_onnx_encode's bytes to path atomically (see
+ * dn_file_write_atomic): an existing file at path is left untouched on any
+ * failure. */
+dn_status dn_onnx_save(const dn_model *m, const char *path, dn_error *err);
+
+/* ------------------------------------------------------------------------ */
 /* Optimizers, schedules and training                                       */
 /* ------------------------------------------------------------------------ */
 
