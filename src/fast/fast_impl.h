@@ -66,8 +66,8 @@ typedef struct dn_fast_stage {
     /* conv geometry. Computed rows are NV vectors wide over the stride-1
      * extent dww = (OW-1)*stride+1 (dwh likewise down). Staged input
      * planes: xs_rows x xs_rs, input pixel (y, x) at (y + pad, x + pad).
-     * Staged output gradient planes: ds_rows x ds_rs, gradient (oy, ox) at
-     * (E + oy*stride, E + ox*stride). */
+     * Staged output gradient planes: ds_rows x ds_rs (a multiple of 16),
+     * gradient (oy, ox) at (E + oy*stride, ox*stride). */
     int NV, dwh, dww, E;
     int xs_rows, xs_rs, ds_rows, ds_rs;
     size_t xs_plane, ds_plane;
@@ -102,7 +102,8 @@ struct dn_fast_plan {
     float *x;           // (max_batch, in_ld) copy of the input, for backward
     float *g[2];        // (max_batch, largest ld) gradients, ping-pong
     uint64_t *un;       // (largest words) fc: union of a block's input vectors
-    float *wpack;       // (largest conv weight) one block's weights, packed
+    float *wpack;       // (largest conv weight) a conv's weights, transposed (conv_transpose)
+    float *wblock;      // (largest conv weight) the blocks' weights, gathered
     float *dy;          // (max_batch, largest fc O) fc output gradient
     double *dsum;       // (largest O) bias-gradient sums
     uint8_t *keep;      // (max_batch, largest C) kept input channels

@@ -11,44 +11,47 @@
 
 /* Where a convolution block reads: input channel i's staged plane at
  * planes + i * plane (row stride rs, output row oy reads rows oy * stride
- * + ky), and the weight of (output o, input i, tap t) at w[o * wso + i *
- * wsi + t], or of tap K*K-1-t with flip (the input gradient's kernel).
- * pack is scratch for one block's weights. */
+ * + ky), and the weight of (output o, input i, tap t) at wt[(i * K*K + t)
+ * * ldo + o]: the weights transposed once per pass (conv_transpose), from
+ * which each block gathers its own into pack. */
 typedef struct conv_src {
     const float *planes;
     size_t plane;
     int rs, stride, K;
-    const float *w;
-    size_t wso, wsi;
-    int flip;
+    const float *wt;
+    int ldo;
     float *pack;
 } conv_src;
 
 typedef v16 conv_acc[KB_MAX][2][NVT_MAX];
 
-/* The weights of output channels ko[0..N) over inputs kin[0..nin) in the
- * order the block reads them: pack[(ii * K*K + t) * N + o], so that one
- * pointer walks them all. */
-static void conv_pack(const conv_src *s, int N, const int *kin, int nin, const int *ko)
+/* wt[(i * KK + t) * O + o] = w[o][i][t] for the forward, or, with flip,
+ * wt[(o * KK + t) * C + i] = w[o][i][KK-1-t] for the input gradient (the
+ * outputs and inputs swap roles and the kernel is flipped). */
+static void conv_transpose(float *wt, const float *w, int O, int C, int KK, int flip)
 {
-    const int KK = s->K * s->K;
-    for (int ii = 0; ii < nin; ii++)
-        for (int o = 0; o < N; o++) {
-            const float *w = s->w + (size_t)ko[o] * s->wso + (size_t)kin[ii] * s->wsi;
-            float *d = s->pack + (size_t)ii * KK * N + o;
-            for (int t = 0; t < KK; t++)
-                d[(size_t)t * N] = w[s->flip ? KK - 1 - t : t];
+    for (int o = 0; o < O; o++)
+        for (int i = 0; i < C; i++) {
+            const float *src = w + ((size_t)o * C + i) * KK;
+            if (flip)
+                for (int t = 0; t < KK; t++)
+                    wt[((size_t)o * KK + t) * C + i] = src[KK - 1 - t];
+            else
+                for (int t = 0; t < KK; t++)
+                    wt[((size_t)i * KK + t) * O + o] = src[t];
         }
 }
 
 /* Adds to acc[o][r][j] (o < N, r < 2, j < NVT) the convolution of output
  * rows oy0 + r, columns x0 + 16 j + lane, of the N output channels whose
- * weights conv_pack packed, over input channels kin[0..nin). */
-KI void conv_block(const int N, const int NVT, conv_acc acc, const conv_src *s, const int *kin,
-                   int nin, int oy0, int x0)
+ * weights wb holds (wb[(ii * K*K + t) * N + o], conv_run packs them), over
+ * input channels kin[0..nin). KC is the kernel size when known at
+ * compile time (0: s->K). */
+KI void conv_block(const int N, const int NVT, const int KC, conv_acc acc, const conv_src *s,
+                   const float *wb, const int *kin, int nin, int oy0, int x0)
 {
-    const int K = s->K, rs = s->rs, step = s->stride * rs;
-    const float *wp = s->pack;
+    const int K = KC ? KC : s->K, rs = s->rs, step = s->stride * rs;
+    const float *wp = wb;
     for (int ii = 0; ii < nin; ii++) {
         const float *pl = s->planes + (size_t)kin[ii] * s->plane + (size_t)oy0 * step + x0;
         for (int ky = 0; ky < K; ky++) {
@@ -107,8 +110,9 @@ typedef struct conv_out {
 
 /* One forward block: bias, convolution, then ReLU + pool or ReLU, the
  * dropout scale and the store. */
-KI void conv_fwd_block(const int N, const int NVT, const conv_src *s, const conv_out *d,
-                       const int *kin, int nin, const int *ko, int oy0, int x0)
+KI void conv_fwd_block(const int N, const int NVT, const int KC, const conv_src *s,
+                       const float *wb, const conv_out *d, const int *kin, int nin,
+                       const int *ko, int oy0, int x0)
 {
     conv_acc acc;
     for (int o = 0; o < N; o++) {
@@ -116,7 +120,7 @@ KI void conv_fwd_block(const int N, const int NVT, const conv_src *s, const conv
         for (int j = 0; j < NVT; j++)
             acc[o][0][j] = acc[o][1][j] = b0;
     }
-    conv_block(N, NVT, acc, s, kin, nin, oy0, x0);
+    conv_block(N, NVT, KC, acc, s, wb, kin, nin, oy0, x0);
     for (int o = 0; o < N; o++) {
         float sc = d->scale ? d->scale[ko[o]] : 1.0f;
         if (d->code) {
@@ -161,14 +165,15 @@ KI void conv_fwd_block(const int N, const int NVT, const conv_src *s, const conv
 
 /* One input-gradient block: the convolution stored into rows < H, columns
  * < W of the gradient planes dx (C, H, W). */
-KI void conv_dx_block(const int N, const int NVT, const conv_src *s, float *dx, int H, int W,
-                      const int *kin, int nin, const int *ko, int oy0, int x0)
+KI void conv_dx_block(const int N, const int NVT, const int KC, const conv_src *s,
+                      const float *wb, float *dx, int H, int W, const int *kin, int nin,
+                      const int *ko, int oy0, int x0)
 {
     conv_acc acc;
     for (int o = 0; o < N; o++)
         for (int j = 0; j < NVT; j++)
             acc[o][0][j] = acc[o][1][j] = splat(0.0f);
-    conv_block(N, NVT, acc, s, kin, nin, oy0, x0);
+    conv_block(N, NVT, KC, acc, s, wb, kin, nin, oy0, x0);
     for (int o = 0; o < N; o++)
         for (int r = 0; r < 2 && oy0 + r < H; r++)
             for (int j = 0; j < NVT; j++) {
@@ -193,35 +198,42 @@ KI void conv_dx_block(const int N, const int NVT, const conv_src *s, float *dx, 
 
 /* Every block of a convolution: rows in pairs (the first 2 * (rows/2)
  * when pooling), NV vectors across, output channels ko[0..nout) in
- * blocks. dx NULL: forward into d; else the input gradient into dx. */
-static void conv_run(const conv_src *src, int repack, const conv_out *d, float *dx, int H, int W,
-                     int rows, int NV, const int *kin, int nin, const int *ko, int nout)
+ * blocks, for a kernel size KC known at compile time (0: any), their
+ * weights gathered again when repack is set (else as the last call left
+ * them). dx NULL: forward into d; else the input gradient into dx. */
+KI void conv_run_k(const int KC, const conv_src *s, int repack, const conv_out *d, float *dx,
+                   int H, int W, int rows, int NV, const int *kin, int nin, const int *ko,
+                   int nout)
 {
     int nvt = NVT_MAX >= 2 && NV >= 2 ? 2 : 1, kb = nvt == 2 ? KB2 : KB1;
-    const int KK = src->K * src->K;
+    const int KK = s->K * s->K;
     for (int o0 = 0; o0 < nout; o0 += kb) {
         int nb = min_i(kb, nout - o0);
         const int *k = ko + o0;
         /* Each block's weights at their own place, so that the next
          * sample with the same channels reuses them. */
-        conv_src blk = *src, *s = &blk;
-        blk.pack = src->pack + (size_t)o0 * nin * KK;
-        if (repack)
-            conv_pack(s, nb, kin, nin, k);
+        float *wb = s->pack + (size_t)o0 * nin * KK;
+        for (int ii = 0; repack && ii < nin; ii++)
+            for (int t = 0; t < KK; t++) {
+                const float *w = s->wt + ((size_t)kin[ii] * KK + t) * s->ldo;
+                float *dst = wb + ((size_t)ii * KK + t) * nb;
+                for (int o = 0; o < nb; o++)
+                    dst[o] = w[k[o]];
+            }
         for (int oy0 = 0; oy0 < rows; oy0 += 2)
             for (int xv = 0; xv < NV;) {
                 int x0 = 16 * xv, two = nvt == 2 && xv + 1 < NV;
                 if (dx) {
-#define DX1(n) conv_dx_block(n, 1, s, dx, H, W, kin, nin, k, oy0, x0)
-#define DX2(n) conv_dx_block(n, NVT_MAX, s, dx, H, W, kin, nin, k, oy0, x0)
+#define DX1(n) conv_dx_block(n, 1, KC, s, wb, dx, H, W, kin, nin, k, oy0, x0)
+#define DX2(n) conv_dx_block(n, NVT_MAX, KC, s, wb, dx, H, W, kin, nin, k, oy0, x0)
                     if (two) {
                         DN_SWITCH8(nb, KB2, DX2)
                     } else {
                         DN_SWITCH8(nb, KB1, DX1)
                     }
                 } else {
-#define FW1(n) conv_fwd_block(n, 1, s, d, kin, nin, k, oy0, x0)
-#define FW2(n) conv_fwd_block(n, NVT_MAX, s, d, kin, nin, k, oy0, x0)
+#define FW1(n) conv_fwd_block(n, 1, KC, s, wb, d, kin, nin, k, oy0, x0)
+#define FW2(n) conv_fwd_block(n, NVT_MAX, KC, s, wb, d, kin, nin, k, oy0, x0)
                     if (two) {
                         DN_SWITCH8(nb, KB2, FW2)
                     } else {
@@ -233,9 +245,36 @@ static void conv_run(const conv_src *src, int repack, const conv_out *d, float *
     }
 }
 
+/* conv_run_k with the common kernel sizes 3 and 5 unrolled. */
+static void conv_run(const conv_src *s, int repack, const conv_out *d, float *dx, int H, int W,
+                     int rows, int NV, const int *kin, int nin, const int *ko, int nout)
+{
+    switch (s->K) {
+    case 3: conv_run_k(3, s, repack, d, dx, H, W, rows, NV, kin, nin, ko, nout); break;
+    case 5: conv_run_k(5, s, repack, d, dx, H, W, rows, NV, kin, nin, ko, nout); break;
+    default: conv_run_k(0, s, repack, d, dx, H, W, rows, NV, kin, nin, ko, nout); break;
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* Convolution stage                                                        */
 /* ------------------------------------------------------------------------ */
+
+/* Whether a sample's channel lists a[0..na) and b[0..nb) differ from the
+ * last sample's, which prev holds (and then takes these): only then do
+ * the blocks gather their weights again. */
+static int lists_changed(int *prev, const int *a, int na, const int *b, int nb)
+{
+    int changed = prev[0] != na || prev[1] != nb ||
+                  memcmp(prev + 2, a, (size_t)na * sizeof *a) ||
+                  memcmp(prev + 2 + na, b, (size_t)nb * sizeof *b);
+    if (changed) {
+        prev[0] = na, prev[1] = nb;
+        memcpy(prev + 2, a, (size_t)na * sizeof *a);
+        memcpy(prev + 2 + na, b, (size_t)nb * sizeof *b);
+    }
+    return changed;
+}
 
 static void conv_forward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_pass *a,
                          const float *in)
@@ -244,21 +283,17 @@ static void conv_forward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_
     const float *mask_in = mask_of(a, s->in_drop), *mask_out = mask_of(a, s->drop);
     int H = s->in.h, W = s->in.w, C = s->C, O = s->O;
     uint8_t *kin_f = p->keep, *kout_f = p->keep_out;
-    int nin_prev = -1, nout_prev = -1;
-    conv_src src = {s->xs, s->xs_plane, s->xs_rs, s->stride, s->K, a->params + L->w_off,
-                    (size_t)C * s->K * s->K, (size_t)s->K * s->K, 0, p->wpack};
+    int KK = s->K * s->K;
+    conv_transpose(p->wpack, a->params + L->w_off, O, C, KK, 0);
+    conv_src src = {s->xs, s->xs_plane, s->xs_rs, s->stride, s->K, p->wpack, O, p->wblock};
     size_t oplane = (size_t)s->out.h * s->out.w;
+    int *kin = p->list, *kout = kin + p->ch, *prev = kout + p->ch;
+    prev[0] = -1;
     for (int b = 0; b < a->B; b++) {
         keep_flags(kin_f, mask_in, b, C, p->sparse);
         keep_flags(kout_f, mask_out, b, O, p->sparse);
-        /* This sample's channel lists, and the last sample's beside them. */
-        int *kin = p->list + (b & 1) * 2 * p->ch, *kout = kin + p->ch;
-        const int *pin_ = p->list + (~b & 1) * 2 * p->ch, *pout = pin_ + p->ch;
         int nin = keep_list(kin_f, C, kin), nout = keep_list(kout_f, O, kout);
-        int repack = b == 0 || nin != nin_prev || nout != nout_prev ||
-                     memcmp(kin, pin_, (size_t)nin * sizeof *kin) ||
-                     memcmp(kout, pout, (size_t)nout * sizeof *kout);
-        nin_prev = nin, nout_prev = nout;
+        int repack = lists_changed(prev, kin, nin, kout, nout);
         const float *inb = in + (size_t)b * s->in_ld; // (C, H, W)
         for (int t = 0; t < nin; t++)
             stage_plane(s->xs + (size_t)kin[t] * s->xs_plane, s->xs_rows, s->xs_rs, s->xs_rs,
@@ -296,7 +331,7 @@ KI void dw_block(const int NO, const int K, const int KYC, const dn_fast_stage *
             const float *X = xs + ((size_t)tl[u] * s->C + c) * s->xs_plane;
             const float *D[2];
             for (int q = 0; q < NO; q++)
-                D[q] = ds + ((size_t)tl[u] * s->O + o0 + q) * s->ds_plane + E;
+                D[q] = ds + ((size_t)tl[u] * s->O + o0 + q) * s->ds_plane;
             /* Columns outside, rows inside: the row loop is the long one. */
             for (int j = 0; j < NV; j++) {
                 const float *xr = X + (size_t)ky0 * xrs + 16 * j;
@@ -346,7 +381,7 @@ static void dw_pair_wide(const dn_fast_stage *s, const float *xs, const float *d
                 acc[k] = splat(0.0f);
             for (int u = 0; u < nt; u++) {
                 const float *X = xs + ((size_t)tl[u] * s->C + c) * s->xs_plane;
-                const float *D = ds + ((size_t)tl[u] * s->O + o) * s->ds_plane + E;
+                const float *D = ds + ((size_t)tl[u] * s->O + o) * s->ds_plane;
                 for (int r = ky; r < ky + s->dwh; r++)
                     for (int j = 0; j < NV; j++) {
                         v16 dv = ld(D + (size_t)(E + r - ky) * drs + 16 * j);
@@ -463,16 +498,16 @@ static void conv_bwd_route(dn_fast_plan *p, const dn_fast_stage *s, const dn_fas
              * gaps between the routed values. */
             if ((!fo[o] && DW_NO(s->K) > 1) || st > 1)
                 for (int y = 0; y < s->dwh; y++)
-                    memset(D + (size_t)(E + y) * s->ds_rs + E, 0, (size_t)s->dww * sizeof *D);
+                    memset(D + (size_t)(E + y) * s->ds_rs, 0, (size_t)s->dww * sizeof *D);
             if (!fo[o])
                 continue;
             float f = sc ? sc[o] : 1.0f;
             if (s->code)
-                p->dsum[o] += route_pool(D + (size_t)E * s->ds_rs + E, s->ds_rs, gb + o * oplane,
+                p->dsum[o] += route_pool(D + (size_t)E * s->ds_rs, s->ds_rs, gb + o * oplane,
                                          s->code + ((size_t)b * O + o) * oplane, s->OH / 2,
                                          s->OW / 2, f);
             else
-                p->dsum[o] += route_plain(D + (size_t)E * s->ds_rs + E, s->ds_rs, st,
+                p->dsum[o] += route_plain(D + (size_t)E * s->ds_rs, s->ds_rs, st,
                                           gb + o * oplane, actb + o * oplane, s->OH, s->OW,
                                           s->relu >= 0, f);
         }
@@ -519,23 +554,26 @@ static void conv_bwd_weights(dn_fast_plan *p, const dn_fast_stage *s, int ns, fl
 /* The input gradient of the ns routed samples into gin: the forward
  * kernel over the routed planes, outputs and inputs swapping roles and the
  * kernel flipped; dropped input channels get zeros. */
-static void conv_bwd_inputs(dn_fast_plan *p, const dn_fast_stage *s, const float *wt, int b0,
-                            int ns, float *gin)
+static void conv_bwd_inputs(dn_fast_plan *p, const dn_fast_stage *s, int b0, int ns, float *gin)
 {
-    const int H = s->in.h, W = s->in.w, C = s->C, O = s->O, KK = s->K * s->K;
-    int *kin = p->list, *kout = p->list + C;
-    conv_src src = {NULL, s->ds_plane, s->ds_rs, 1, s->K, wt, (size_t)KK, (size_t)C * KK, 1,
-                    p->wpack};
-    int from = 2 * s->pad + 2; /* E - (K - 1 - pad): where the flipped kernel starts */
+    const int H = s->in.h, W = s->in.w, C = s->C, O = s->O;
+    int *kin = p->list, *kout = kin + p->ch, *prev = kout + p->ch;
+    prev[0] = -1;
+    /* p->wpack holds the flipped, transposed weights (conv_backward). */
+    conv_src src = {NULL, s->ds_plane, s->ds_rs, 1, s->K, p->wpack, C, p->wblock};
+    /* Where the flipped kernel starts: row E - q, column -q, q = K - 1 - pad
+     * (see conv_geometry). */
+    ptrdiff_t from = (ptrdiff_t)(2 * s->pad + 2) * s->ds_rs - (s->K - 1 - s->pad);
     for (int t = 0; t < ns; t++) {
         const uint8_t *fi = p->keep + (size_t)t * C, *fo = p->keep_out + (size_t)t * O;
         int nin = keep_list(fi, C, kin), nout = keep_list(fo, O, kout);
+        int repack = lists_changed(prev, kout, nout, kin, nin);
         float *gb = gin + (size_t)(b0 + t) * s->in_ld;
         for (int c = 0; c < C; c++)
             if (!fi[c])
                 memset(gb + (size_t)c * H * W, 0, (size_t)H * W * sizeof *gb);
-        src.planes = s->ds + (size_t)t * O * s->ds_plane + (size_t)from * s->ds_rs + from;
-        conv_run(&src, 1, NULL, gb, H, W, H, s->NVx, kout, nout, kin, nin);
+        src.planes = s->ds + (size_t)t * O * s->ds_plane + from;
+        conv_run(&src, repack, NULL, gb, H, W, H, s->NVx, kout, nout, kin, nin);
     }
 }
 
@@ -547,12 +585,14 @@ static void conv_backward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast
     memset(dw, 0, (size_t)s->O * s->C * s->K * s->K * sizeof *dw);
     for (int o = 0; o < s->O; o++)
         p->dsum[o] = 0.0;
+    if (gin)
+        conv_transpose(p->wpack, a->params + L->w_off, s->O, s->C, s->K * s->K, 1);
     for (int b0 = 0; b0 < a->B; b0 += s->sub) {
         int ns = min_i(s->sub, a->B - b0);
         conv_bwd_route(p, s, a, in, gout, b0, ns);
         conv_bwd_weights(p, s, ns, dw);
         if (gin)
-            conv_bwd_inputs(p, s, a->params + L->w_off, b0, ns, gin);
+            conv_bwd_inputs(p, s, b0, ns, gin);
     }
     for (int o = 0; o < s->O; o++)
         db[o] = (float)p->dsum[o];

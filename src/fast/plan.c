@@ -53,12 +53,18 @@ static void conv_geometry(dn_fast_stage *s, const dn_layer *L)
     s->xs_rs = 16 * s->NV + K + 1;
     s->xs_rows = max_i((s->OH + 1) * st + K, s->dwh + 2 * K) + 1;
     s->xs_plane = (size_t)s->xs_rows * s->xs_rs;
-    /* The output gradient sits at (E, E), with at least K - 1 zero rows
-     * and columns around it for the weight gradient's window; the input
-     * gradient reads it from (E - q, E - q), q = K - 1 - pad. */
+    /* Output gradient row y starts its plane row E + y * stride, at column
+     * 0 (the gradient (oy, ox) at (E + oy*stride, ox*stride)), so that the
+     * weight gradient loads it aligned; K - 1 zero rows above and below
+     * serve its window. The input gradient reads it from row E - q,
+     * column -q, q = K - 1 - pad: the zero columns right of one row's
+     * values are the left border of the next, so the row stride only has
+     * to keep the values of one row out of the reach of the next row's
+     * K - 1 - q columns to the left, and of the K - 1 + q to the right of
+     * the last input column, W - 1. */
     s->E = K + pad + 1;
-    int from = 2 * pad + 2; /* E - q */
-    s->ds_rs = max_i(2 * s->E + 16 * s->NV, from + 16 * s->NVx + K) + 1;
+    int from = 2 * pad + 2, q = K - 1 - pad; /* from = E - q */
+    s->ds_rs = (int)round16((size_t)max_i(16 * s->NV, max_i(W + K - 1 - q, s->dww + q)));
     s->ds_rows = max_i(from + H + K + 1, s->E + s->dwh + K) + 1;
     s->ds_plane = (size_t)s->ds_rows * s->ds_rs;
 }
@@ -172,6 +178,7 @@ static size_t layout(dn_fast_plan *p, char *base)
     p->un = carve(base, &off, words, sizeof(uint64_t));
     p->ch = (int)ch;
     p->wpack = carve(base, &off, wl + 16, sizeof(float));
+    p->wblock = carve(base, &off, wl + 16, sizeof(float));
     p->dy = carve(base, &off, mb * fco, sizeof(float));
     p->dsum = carve(base, &off, ch, sizeof(double));
     p->keep = carve(base, &off, mb * ch, 1);
