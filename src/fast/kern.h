@@ -97,16 +97,23 @@ static const float *mask_of(const dn_fast_pass *a, int l)
 
 /* src (h, w) into dst, pixel (y, x) at row top + y, column left + x,
  * clipped to rows x cols (row stride rs). What lies outside is not
- * touched: the borders stay as they are (zero). */
+ * touched: the borders stay as they are (zero). Rows are short (a few
+ * vectors), so they are copied a vector at a time rather than by memcpy
+ * calls. */
 static void stage_plane(float *dst, int rows, int cols, int rs, const float *src, int h, int w,
                         int top, int left)
 {
     int x0 = left < 0 ? -left : 0, x1 = min_i(w, cols - left);
     if (x1 <= x0)
         return;
-    for (int y = top < 0 ? -top : 0; y < h && top + y < rows; y++)
-        memcpy(dst + (size_t)(top + y) * rs + left + x0, src + (size_t)y * w + x0,
-               (size_t)(x1 - x0) * sizeof *src);
+    for (int y = top < 0 ? -top : 0; y < h && top + y < rows; y++) {
+        float *d = dst + (size_t)(top + y) * rs + left;
+        const float *s = src + (size_t)y * w;
+        for (int x = x0; x < x1; x += 16) {
+            int n = min_i(16, x1 - x);
+            stn(d + x, ldn(s + x, n), n);
+        }
+    }
 }
 
 #include "fast/kern_conv.h"

@@ -11,36 +11,20 @@
 
 /* Where a convolution block reads: input channel i's staged plane at
  * planes + i * plane (row stride rs, output row oy reads rows oy * stride
- * + ky), and the weight of (output o, input i, tap t) at wt[(i * K*K + t)
- * * ldo + o]: the weights transposed once per pass (conv_transpose), from
- * which each block gathers its own into pack. */
+ * + ky), and the weight of (output o, input i, tap t) at w[o * wso + i *
+ * wsi + t], or of tap K*K-1-t with flip (the input gradient's kernel),
+ * which each block gathers into pack in the order it reads them. */
 typedef struct conv_src {
     const float *planes;
     size_t plane;
     int rs, stride, K;
-    const float *wt;
-    int ldo;
+    const float *w;
+    size_t wso, wsi;
+    int flip;
     float *pack;
 } conv_src;
 
 typedef v16 conv_acc[KB_MAX][2][NVT_MAX];
-
-/* wt[(i * KK + t) * O + o] = w[o][i][t] for the forward, or, with flip,
- * wt[(o * KK + t) * C + i] = w[o][i][KK-1-t] for the input gradient (the
- * outputs and inputs swap roles and the kernel is flipped). */
-static void conv_transpose(float *wt, const float *w, int O, int C, int KK, int flip)
-{
-    for (int o = 0; o < O; o++)
-        for (int i = 0; i < C; i++) {
-            const float *src = w + ((size_t)o * C + i) * KK;
-            if (flip)
-                for (int t = 0; t < KK; t++)
-                    wt[((size_t)o * KK + t) * C + i] = src[KK - 1 - t];
-            else
-                for (int t = 0; t < KK; t++)
-                    wt[((size_t)i * KK + t) * O + o] = src[t];
-        }
-}
 
 /* Adds to acc[o][r][j] (o < N, r < 2, j < NVT) the convolution of output
  * rows oy0 + r, columns x0 + 16 j + lane, of the N output channels whose
@@ -214,11 +198,11 @@ KI void conv_run_k(const int KC, const conv_src *s, int repack, const conv_out *
          * sample with the same channels reuses them. */
         float *wb = s->pack + (size_t)o0 * nin * KK;
         for (int ii = 0; repack && ii < nin; ii++)
-            for (int t = 0; t < KK; t++) {
-                const float *w = s->wt + ((size_t)kin[ii] * KK + t) * s->ldo;
-                float *dst = wb + ((size_t)ii * KK + t) * nb;
-                for (int o = 0; o < nb; o++)
-                    dst[o] = w[k[o]];
+            for (int o = 0; o < nb; o++) {
+                const float *w = s->w + (size_t)k[o] * s->wso + (size_t)kin[ii] * s->wsi;
+                float *dst = wb + (size_t)ii * KK * nb + o;
+                for (int t = 0; t < KK; t++)
+                    dst[(size_t)t * nb] = w[s->flip ? KK - 1 - t : t];
             }
         for (int oy0 = 0; oy0 < rows; oy0 += 2)
             for (int xv = 0; xv < NV;) {
@@ -284,8 +268,8 @@ static void conv_forward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_
     int H = s->in.h, W = s->in.w, C = s->C, O = s->O;
     uint8_t *kin_f = p->keep, *kout_f = p->keep_out;
     int KK = s->K * s->K;
-    conv_transpose(p->wpack, a->params + L->w_off, O, C, KK, 0);
-    conv_src src = {s->xs, s->xs_plane, s->xs_rs, s->stride, s->K, p->wpack, O, p->wblock};
+    conv_src src = {s->xs, s->xs_plane, s->xs_rs, s->stride, s->K, a->params + L->w_off,
+                    (size_t)C * KK, (size_t)KK, 0, p->wpack};
     size_t oplane = (size_t)s->out.h * s->out.w;
     int *kin = p->list, *kout = kin + p->ch, *prev = kout + p->ch;
     prev[0] = -1;
@@ -554,13 +538,15 @@ static void conv_bwd_weights(dn_fast_plan *p, const dn_fast_stage *s, int ns, fl
 /* The input gradient of the ns routed samples into gin: the forward
  * kernel over the routed planes, outputs and inputs swapping roles and the
  * kernel flipped; dropped input channels get zeros. */
-static void conv_bwd_inputs(dn_fast_plan *p, const dn_fast_stage *s, int b0, int ns, float *gin)
+static void conv_bwd_inputs(dn_fast_plan *p, const dn_fast_stage *s, const float *wt, int b0,
+                            int ns, float *gin)
 {
     const int H = s->in.h, W = s->in.w, C = s->C, O = s->O;
     int *kin = p->list, *kout = kin + p->ch, *prev = kout + p->ch;
     prev[0] = -1;
-    /* p->wpack holds the flipped, transposed weights (conv_backward). */
-    conv_src src = {NULL, s->ds_plane, s->ds_rs, 1, s->K, p->wpack, C, p->wblock};
+    const int KK = s->K * s->K;
+    conv_src src = {NULL, s->ds_plane, s->ds_rs, 1, s->K, wt, (size_t)KK, (size_t)C * KK, 1,
+                    p->wpack};
     /* Where the flipped kernel starts: row E - q, column -q, q = K - 1 - pad
      * (see conv_geometry). */
     ptrdiff_t from = (ptrdiff_t)(2 * s->pad + 2) * s->ds_rs - (s->K - 1 - s->pad);
@@ -585,14 +571,12 @@ static void conv_backward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast
     memset(dw, 0, (size_t)s->O * s->C * s->K * s->K * sizeof *dw);
     for (int o = 0; o < s->O; o++)
         p->dsum[o] = 0.0;
-    if (gin)
-        conv_transpose(p->wpack, a->params + L->w_off, s->O, s->C, s->K * s->K, 1);
     for (int b0 = 0; b0 < a->B; b0 += s->sub) {
         int ns = min_i(s->sub, a->B - b0);
         conv_bwd_route(p, s, a, in, gout, b0, ns);
         conv_bwd_weights(p, s, ns, dw);
         if (gin)
-            conv_bwd_inputs(p, s, b0, ns, gin);
+            conv_bwd_inputs(p, s, a->params + L->w_off, b0, ns, gin);
     }
     for (int o = 0; o < s->O; o++)
         db[o] = (float)p->dsum[o];

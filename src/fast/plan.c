@@ -178,7 +178,6 @@ static size_t layout(dn_fast_plan *p, char *base)
     p->un = carve(base, &off, words, sizeof(uint64_t));
     p->ch = (int)ch;
     p->wpack = carve(base, &off, wl + 16, sizeof(float));
-    p->wblock = carve(base, &off, wl + 16, sizeof(float));
     p->dy = carve(base, &off, mb * fco, sizeof(float));
     p->dsum = carve(base, &off, ch, sizeof(double));
     p->keep = carve(base, &off, mb * ch, 1);
