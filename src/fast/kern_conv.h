@@ -477,14 +477,13 @@ static void conv_bwd_route(dn_fast_plan *p, const dn_fast_stage *s, const dn_fas
         const float *sc = mask_out ? mask_out + (size_t)b * O : NULL;
         for (int o = 0; o < O; o++) {
             float *D = s->ds + ((size_t)t * O + o) * s->ds_plane;
-            /* A dropped channel's plane is read (as zeros) by the weight
-             * gradient of its neighbour in a block; a stride above 1 leaves
-             * gaps between the routed values. */
-            if ((!fo[o] && DW_NO(s->K) > 1) || st > 1)
-                for (int y = 0; y < s->dwh; y++)
-                    memset(D + (size_t)(E + y) * s->ds_rs, 0, (size_t)s->dww * sizeof *D);
+            /* Nothing reads a dropped channel's plane. A stride above 1
+             * leaves gaps between the routed values. */
             if (!fo[o])
                 continue;
+            if (st > 1)
+                for (int y = 0; y < s->dwh; y++)
+                    memset(D + (size_t)(E + y) * s->ds_rs, 0, (size_t)s->dww * sizeof *D);
             float f = sc ? sc[o] : 1.0f;
             if (s->code)
                 p->dsum[o] += route_pool(D + (size_t)E * s->ds_rs, s->ds_rs, gb + o * oplane,
@@ -498,39 +497,60 @@ static void conv_bwd_route(dn_fast_plan *p, const dn_fast_stage *s, const dn_fas
     }
 }
 
+/* The weight gradient of no (1 or 2) output channels from o0 and input
+ * channel c over the samples tl[0..nt), added into dw at (o0, c). */
+static void dw_run(int no, const dn_fast_stage *s, const int *tl, int nt, int o0, int c, float *d)
+{
+    const int K = s->K;
+    if (!nt)
+        return;
+#if DN_KERN_ISA == 2
+    if (no == 2) {
+        switch (K) {
+#define DW2(k) case k: dw_block(2, k, DW_KYC(k), s, s->xs, s->ds, tl, nt, o0, c, d); break;
+        DW2(1) DW2(2) DW2(3) DW2(4)
+        }
+        return;
+    }
+#else
+    (void)no;
+#endif
+    switch (K) {
+#define DW1(k) case k: dw_block(1, k, DW_KYC(k), s, s->xs, s->ds, tl, nt, o0, c, d); break;
+    DW1(1) DW1(2) DW1(3) DW1(4) DW1(5) DW1(6) DW1(7)
+    default: dw_pair_wide(s, s->xs, s->ds, tl, nt, o0, c, d); break;
+    }
+}
+
 /* The weight gradient of the ns routed samples, added into dw (O, C, K,
- * K), pair of channels by pair over the samples that keep both. */
+ * K), for each input channel over the samples that keep it and the output
+ * channel: output channels in pairs where a sample keeps both (small
+ * kernels), one by one where it keeps one, so that no dropped channel's
+ * plane is visited. */
 static void conv_bwd_weights(dn_fast_plan *p, const dn_fast_stage *s, int ns, float *dw)
 {
     const int C = s->C, O = s->O, K = s->K, KK = K * K;
     const int NO = K <= 7 ? (K <= 4 ? DW_NO(1) : DW_NO(5)) : 1;
-    int *tl = p->list;
+    int *both = p->list, *one[2] = {both + ns, both + 2 * ns};
     for (int o0 = 0; o0 < O; o0 += NO) {
         int no = min_i(NO, O - o0);
         for (int c = 0; c < C; c++) {
-            int nt = 0;
+            int nb = 0, n1[2] = {0, 0};
             for (int t = 0; t < ns; t++) {
                 const uint8_t *fo = p->keep_out + (size_t)t * O + o0;
-                if (p->keep[(size_t)t * C + c] && (fo[0] || (no > 1 && fo[1])))
-                    tl[nt++] = t;
+                if (!p->keep[(size_t)t * C + c])
+                    continue;
+                if (no == 2 && fo[0] && fo[1])
+                    both[nb++] = t;
+                else
+                    for (int q = 0; q < no; q++)
+                        if (fo[q])
+                            one[q][n1[q]++] = t;
             }
-            if (!nt)
-                continue;
             float *d = dw + ((size_t)o0 * C + c) * KK;
-#if DN_KERN_ISA == 2
-            if (no == 2) {
-                switch (K) {
-#define DW2(k) case k: dw_block(2, k, DW_KYC(k), s, s->xs, s->ds, tl, nt, o0, c, d); break;
-                DW2(1) DW2(2) DW2(3) DW2(4)
-                }
-                continue;
-            }
-#endif
-            switch (K) {
-#define DW1(k) case k: dw_block(1, k, DW_KYC(k), s, s->xs, s->ds, tl, nt, o0, c, d); break;
-            DW1(1) DW1(2) DW1(3) DW1(4) DW1(5) DW1(6) DW1(7)
-            default: dw_pair_wide(s, s->xs, s->ds, tl, nt, o0, c, d); break;
-            }
+            dw_run(2, s, both, nb, o0, c, d);
+            for (int q = 0; q < no; q++)
+                dw_run(1, s, one[q], n1[q], o0 + q, c, d + (size_t)q * C * KK);
         }
     }
 }
