@@ -107,6 +107,7 @@ struct dn_fast_plan {
     double *dsum;       // (largest O) bias-gradient sums
     uint8_t *keep;      // (max_batch, largest C) kept input channels
     uint8_t *keep_out;  // (max_batch, largest C) kept output channels
+    uint8_t *pair;      // (max_batch) which of a pair of channels a sample keeps
     int *list;          // (max_batch + 2 * largest C) scratch lists
     void *block;        /* the one allocation all buffers live in */
 };

@@ -295,49 +295,64 @@ static void conv_forward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_
     }
 }
 
+/* The rows of one sample for dw_block: the accumulators of output
+ * channels q0..q1-1 of the block (a sample that dropped the other channel
+ * of a pair adds nothing to its sums, exactly as its zero plane would). */
+KI void dw_rows(const int K, const int KYC, const int q0, const int q1, v16 *acc,
+                const float *X, const float *const *D, int xrs, int drs, int E, int NV, int rows)
+{
+    for (int j = 0; j < NV; j++) {
+        const float *xr = X + 16 * j;
+        const float *dr[2];
+        for (int q = q0; q < q1; q++)
+            dr[q] = D[q] + (size_t)E * drs + 16 * j;
+        for (int r = 0; r < rows; r++, xr += xrs) {
+            v16 dv[2][7];
+            for (int q = q0; q < q1; q++) {
+                for (int k = 0; k < KYC; k++)
+                    dv[q][k] = pin(ld(dr[q] - (size_t)k * drs));
+                dr[q] += drs;
+            }
+            for (int kx = 0; kx < K; kx++) {
+                v16 xv = pin(ld(xr + kx));
+                for (int q = q0; q < q1; q++)
+                    for (int k = 0; k < KYC; k++)
+                        acc[(q * KYC + k) * K + kx] =
+                            fma16(dv[q][k], xv, acc[(q * KYC + k) * K + kx]);
+            }
+        }
+    }
+}
+
 /* The weight gradient of output channels o0..o0+NO-1 and input channel c,
  * summed over the samples tl[0..nt) of a block, added into dw (NO, C, K,
  * K): for each input row r, the gradient rows r - ky meet it at every kx;
  * a chunk of KYC kernel rows at a time keeps NO * KYC * K accumulators in
  * registers, and each input vector loaded serves all of them. Gradient
- * rows outside the map are the planes' zero border, and a dropped output
- * channel's plane is all zero. */
+ * rows outside the map are the planes' zero border. With NO = 2, kept[u]
+ * says which of the two channels sample tl[u] keeps (bit 0 the first, bit
+ * 1 the second); a dropped channel's plane is not read. */
 KI void dw_block(const int NO, const int K, const int KYC, const dn_fast_stage *s,
-                 const float *xs, const float *ds, const int *tl, int nt, int o0, int c,
-                 float *dw)
+                 const float *xs, const float *ds, const int *tl, const uint8_t *kept, int nt,
+                 int o0, int c, float *dw)
 {
-    const int E = s->E, NV = s->NV, xrs = s->xs_rs, drs = s->ds_rs;
+    const int E = s->E, NV = s->NV, xrs = s->xs_rs, drs = s->ds_rs, rows = KYC - 1 + s->dwh;
     for (int ky0 = 0; ky0 < K; ky0 += KYC) {
         v16 acc[DW_ACC > 7 ? DW_ACC : 7]; /* [(q * KYC + k) * K + kx] */
         for (int k = 0; k < NO * KYC * K; k++)
             acc[k] = splat(0.0f);
         for (int u = 0; u < nt; u++) {
-            const float *X = xs + ((size_t)tl[u] * s->C + c) * s->xs_plane;
+            const float *X = xs + ((size_t)tl[u] * s->C + c) * s->xs_plane + (size_t)ky0 * xrs;
             const float *D[2];
             for (int q = 0; q < NO; q++)
                 D[q] = ds + ((size_t)tl[u] * s->O + o0 + q) * s->ds_plane;
             /* Columns outside, rows inside: the row loop is the long one. */
-            for (int j = 0; j < NV; j++) {
-                const float *xr = X + (size_t)ky0 * xrs + 16 * j;
-                const float *dr[2];
-                for (int q = 0; q < NO; q++)
-                    dr[q] = D[q] + (size_t)E * drs + 16 * j;
-                for (int r = 0; r < KYC - 1 + s->dwh; r++, xr += xrs) {
-                    v16 dv[2][7];
-                    for (int q = 0; q < NO; q++) {
-                        for (int k = 0; k < KYC; k++)
-                            dv[q][k] = pin(ld(dr[q] - (size_t)k * drs));
-                        dr[q] += drs;
-                    }
-                    for (int kx = 0; kx < K; kx++) {
-                        v16 xv = pin(ld(xr + kx));
-                        for (int q = 0; q < NO; q++)
-                            for (int k = 0; k < KYC; k++)
-                                acc[(q * KYC + k) * K + kx] =
-                                    fma16(dv[q][k], xv, acc[(q * KYC + k) * K + kx]);
-                    }
-                }
-            }
+            if (NO == 1 || kept[u] == 3)
+                dw_rows(K, KYC, 0, NO, acc, X, D, xrs, drs, E, NV, rows);
+            else if (kept[u] == 1)
+                dw_rows(K, KYC, 0, 1, acc, X, D, xrs, drs, E, NV, rows);
+            else
+                dw_rows(K, KYC, 1, 2, acc, X, D, xrs, drs, E, NV, rows);
         }
         /* Lanes to sums, sixteen accumulators at a time. */
         float z[DW_ACC > 16 ? 32 : 16];
@@ -497,60 +512,44 @@ static void conv_bwd_route(dn_fast_plan *p, const dn_fast_stage *s, const dn_fas
     }
 }
 
-/* The weight gradient of no (1 or 2) output channels from o0 and input
- * channel c over the samples tl[0..nt), added into dw at (o0, c). */
-static void dw_run(int no, const dn_fast_stage *s, const int *tl, int nt, int o0, int c, float *d)
-{
-    const int K = s->K;
-    if (!nt)
-        return;
-#if DN_KERN_ISA == 2
-    if (no == 2) {
-        switch (K) {
-#define DW2(k) case k: dw_block(2, k, DW_KYC(k), s, s->xs, s->ds, tl, nt, o0, c, d); break;
-        DW2(1) DW2(2) DW2(3) DW2(4)
-        }
-        return;
-    }
-#else
-    (void)no;
-#endif
-    switch (K) {
-#define DW1(k) case k: dw_block(1, k, DW_KYC(k), s, s->xs, s->ds, tl, nt, o0, c, d); break;
-    DW1(1) DW1(2) DW1(3) DW1(4) DW1(5) DW1(6) DW1(7)
-    default: dw_pair_wide(s, s->xs, s->ds, tl, nt, o0, c, d); break;
-    }
-}
-
 /* The weight gradient of the ns routed samples, added into dw (O, C, K,
- * K), for each input channel over the samples that keep it and the output
- * channel: output channels in pairs where a sample keeps both (small
- * kernels), one by one where it keeps one, so that no dropped channel's
- * plane is visited. */
+ * K): output channels in pairs (small kernels) or one by one, each with
+ * each input channel over the samples that keep both. */
 static void conv_bwd_weights(dn_fast_plan *p, const dn_fast_stage *s, int ns, float *dw)
 {
     const int C = s->C, O = s->O, K = s->K, KK = K * K;
     const int NO = K <= 7 ? (K <= 4 ? DW_NO(1) : DW_NO(5)) : 1;
-    int *both = p->list, *one[2] = {both + ns, both + 2 * ns};
+    int *tl = p->list;
+    uint8_t *kept = p->pair;
     for (int o0 = 0; o0 < O; o0 += NO) {
         int no = min_i(NO, O - o0);
         for (int c = 0; c < C; c++) {
-            int nb = 0, n1[2] = {0, 0};
+            int nt = 0;
             for (int t = 0; t < ns; t++) {
                 const uint8_t *fo = p->keep_out + (size_t)t * O + o0;
-                if (!p->keep[(size_t)t * C + c])
-                    continue;
-                if (no == 2 && fo[0] && fo[1])
-                    both[nb++] = t;
-                else
-                    for (int q = 0; q < no; q++)
-                        if (fo[q])
-                            one[q][n1[q]++] = t;
+                int k = fo[0] | (no > 1 && fo[1]) << 1;
+                if (p->keep[(size_t)t * C + c] && k) {
+                    kept[nt] = (uint8_t)k;
+                    tl[nt++] = t;
+                }
             }
+            if (!nt)
+                continue;
             float *d = dw + ((size_t)o0 * C + c) * KK;
-            dw_run(2, s, both, nb, o0, c, d);
-            for (int q = 0; q < no; q++)
-                dw_run(1, s, one[q], n1[q], o0 + q, c, d + (size_t)q * C * KK);
+#if DN_KERN_ISA == 2
+            if (no == 2) {
+                switch (K) {
+#define DW2(k) case k: dw_block(2, k, DW_KYC(k), s, s->xs, s->ds, tl, kept, nt, o0, c, d); break;
+                DW2(1) DW2(2) DW2(3) DW2(4)
+                }
+                continue;
+            }
+#endif
+            switch (K) {
+#define DW1(k) case k: dw_block(1, k, DW_KYC(k), s, s->xs, s->ds, tl, kept, nt, o0, c, d); break;
+            DW1(1) DW1(2) DW1(3) DW1(4) DW1(5) DW1(6) DW1(7)
+            default: dw_pair_wide(s, s->xs, s->ds, tl, nt, o0, c, d); break;
+            }
         }
     }
 }

@@ -182,6 +182,7 @@ static size_t layout(dn_fast_plan *p, char *base)
     p->dsum = carve(base, &off, ch, sizeof(double));
     p->keep = carve(base, &off, mb * ch, 1);
     p->keep_out = carve(base, &off, mb * ch, 1);
+    p->pair = carve(base, &off, mb, 1);
     p->list = carve(base, &off, mb + 4 * ch + vecs + fco + 64, sizeof(int));
     return off;
 }
