@@ -530,11 +530,19 @@ void dn_augment_image(const uint8_t *src, int rows, int cols, uint64_t key,
  * dn_key(seed, SHUFFLE, e, 0); image i's dropout key is
  * dn_key(seed, DROPOUT, e, i) and its augmentation key
  * dn_key(seed, AUGMENT, e, i). A batch is cut into chunks of
- * DN_TRAIN_CHUNK samples whatever the thread count; each chunk's gradient
- * goes into its own buffer and the buffers are summed in chunk order, so
- * the weights are bit-identical for any number of threads, and a resumed
- * run is bit-identical to an uninterrupted one. */
+ * dn_train_chunk(model) samples whatever the thread count; each chunk's
+ * gradient goes into its own buffer and the buffers are summed in chunk
+ * order, so the weights are bit-identical for any number of threads, and
+ * a resumed run is bit-identical to an uninterrupted one. */
 #define DN_TRAIN_CHUNK 8
+
+/* Samples per training chunk for model m: DN_TRAIN_CHUNK, or twice that
+ * for a model of more than DN_TRAIN_CHUNK_PARAMS parameters, whose
+ * gradient (written per chunk, then summed) costs more than a larger
+ * chunk's activations. A function of the model alone, so the weights still
+ * do not depend on the thread count. */
+#define DN_TRAIN_CHUNK_PARAMS 100000
+int dn_train_chunk(const dn_model *m);
 
 /* Figures handed to the progress callback after every batch and once more
  * at the end of every epoch (epoch_done = 1, evaluation figures set),

@@ -8,7 +8,8 @@
  * Fisher-Yates permutation from dn_key(seed, SHUFFLE, e, 0), image i's
  * dropout masks come from dn_key(seed, DROPOUT, e, i) and its augmentation
  * from dn_key(seed, AUGMENT, e, i). A batch is cut into fixed chunks of
- * DN_TRAIN_CHUNK samples; each chunk's gradient (scaled by 1/batch) goes to
+ * dn_train_chunk(model) samples; each chunk's gradient (scaled by 1/batch)
+ * goes to
  * its own buffer, whichever thread computes it, and the buffers are summed
  * in chunk order. Float addition is then done in the same order for any
  * thread count, so the weights are bit-identical for 1 or N threads.
@@ -56,6 +57,7 @@ typedef struct chunk_job {
     const uint32_t *perm;   /* (n_train) this epoch's order */
     size_t start;           /* first position of the batch in perm */
     int bs;                 /* images in this batch */
+    int chunk;              /* images per chunk (dn_train_chunk) */
     int epoch;              /* 0-based */
     float **grads;          /* (chunks) each (n_params) */
     double *chunk_loss;     /* (chunks) summed loss of each chunk */
@@ -84,18 +86,24 @@ static void load_chunk(const chunk_job *j, dn_scratch *s, int lo, int B)
     }
 }
 
+int dn_train_chunk(const dn_model *m)
+{
+    return m && m->n_params > DN_TRAIN_CHUNK_PARAMS ? 2 * DN_TRAIN_CHUNK : DN_TRAIN_CHUNK;
+}
+
 static void train_chunks(void *ctx, int tid)
 {
     chunk_job *j = ctx;
     dn_scratch *s = &j->scratch[tid];
-    int nchunks = (j->bs + DN_TRAIN_CHUNK - 1) / DN_TRAIN_CHUNK;
+    const int chunk = j->chunk;
+    int nchunks = (j->bs + chunk - 1) / chunk;
     float scale = 1.0f / (float)j->bs;
     for (;;) {
         int ch = atomic_fetch_add(&j->next, 1);
         if (ch >= nchunks)
             break;
-        int lo = ch * DN_TRAIN_CHUNK;
-        int B = j->bs - lo < DN_TRAIN_CHUNK ? j->bs - lo : DN_TRAIN_CHUNK;
+        int lo = ch * chunk;
+        int B = j->bs - lo < chunk ? j->bs - lo : chunk;
         load_chunk(j, s, lo, B);
         if (!dn_model_forward(j->m, s->work, s->x, B, DN_MODE_TRAIN, s->keys)) {
             atomic_store(&j->failed, 1);
@@ -286,12 +294,12 @@ static dn_status trainer_setup(trainer *t, const dn_file_extras *resume, dn_erro
 {
     const dn_train_config *cfg = t->cfg;
     const dn_model *m = t->m;
-    int nchunks = (cfg->batch + DN_TRAIN_CHUNK - 1) / DN_TRAIN_CHUNK;
+    int chunk = dn_train_chunk(m);
+    int nchunks = (cfg->batch + chunk - 1) / chunk;
     int threads = dn_pool_threads(cfg->threads);
     t->recipe = dn_recipe_json(cfg);
     t->n_scratch = threads;
-    t->scratch = dn_scratch_new(m, threads, EVAL_CHUNK > DN_TRAIN_CHUNK ? EVAL_CHUNK
-                                                                         : DN_TRAIN_CHUNK,
+    t->scratch = dn_scratch_new(m, threads, EVAL_CHUNK > chunk ? EVAL_CHUNK : chunk,
                                 cfg->reference);
     t->perm = malloc(t->n_train * sizeof *t->perm);
     size_t stride = (m->n_params + 15) & ~(size_t)15, gtotal = 0;
@@ -340,6 +348,7 @@ static dn_status train_batch(trainer *t, int e, long b, double *lr, dn_error *er
     j.perm = t->perm;
     j.start = start;
     j.bs = bs;
+    j.chunk = dn_train_chunk(t->m);
     j.epoch = e;
     j.grads = t->grads;
     j.chunk_loss = t->chunk_loss;
@@ -350,7 +359,7 @@ static dn_status train_batch(trainer *t, int e, long b, double *lr, dn_error *er
         return dn_fail(err, DN_ERR_SHAPE, "epoch %d, batch %ld: the forward pass refused the "
                        "batch", e + 1, b + 1);
     /* Chunk order, whatever thread computed which chunk. */
-    int used = (bs + DN_TRAIN_CHUNK - 1) / DN_TRAIN_CHUNK;
+    int used = (bs + j.chunk - 1) / j.chunk;
     double loss = t->chunk_loss[0];
     for (int c = 1; c < used; c++)
         loss += t->chunk_loss[c];
