@@ -37,7 +37,7 @@ static const char *file_kind(mode_t mode)
         return "a device";
     if (S_ISSOCK(mode))
         return "a socket";
-    return "not a regular file";
+    return "a special file";
 }
 
 dn_status dn_open_regular(const char *path, int *fd, uint64_t *size, dn_error *err)
@@ -56,7 +56,7 @@ dn_status dn_open_regular(const char *path, int *fd, uint64_t *size, dn_error *e
     }
     if (!S_ISREG(st.st_mode)) {
         close(f);
-        return dn_fail(err, DN_ERR_IO, "%s: is %s, expected a regular file", path,
+        return dn_fail(err, DN_ERR_IO, "%s: is %s, not a regular file", path,
                        file_kind(st.st_mode));
     }
     int flags = fcntl(f, F_GETFL);

@@ -27,7 +27,7 @@ void dn_free(void *p);
 
 /* Opens path for reading and checks, without blocking, that it is a
  * regular file: a FIFO, device, socket or directory is refused at once
- * (DN_ERR_IO "PATH: is a FIFO (named pipe), expected a regular file")
+ * (DN_ERR_IO "PATH: is a FIFO (named pipe), not a regular file")
  * instead of hanging in open or read. On success *fd is a blocking,
  * close-on-exec descriptor the caller closes and *size the file's size;
  * on failure *fd is -1. Every file the library reads is opened here. */

@@ -129,6 +129,39 @@ typedef struct child_report {
     char msg[512];
 } child_report;
 
+/* AddressSanitizer reserves terabytes of address space for its shadow, so
+ * an address-space limit only works without it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define T_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define T_ASAN 1
+#endif
+#endif
+
+/* Caps the child's address space at what it has plus `extra` bytes, so
+ * that code trusting a hostile size fails an allocation instead of
+ * taking the shared machine's memory. */
+static void limit_memory(size_t extra)
+{
+#ifndef T_ASAN
+    unsigned long pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%lu", &pages) != 1)
+            pages = 0;
+        fclose(f);
+    }
+    if (pages) {
+        struct rlimit rl;
+        rl.rlim_cur = rl.rlim_max = pages * (size_t)sysconf(_SC_PAGESIZE) + extra;
+        setrlimit(RLIMIT_AS, &rl);
+    }
+#else
+    (void)extra;
+#endif
+}
+
 static long peak_kb(void)
 {
     struct rusage ru;
@@ -151,6 +184,7 @@ int t_in_child(int (*fn)(void *arg, char *msg, size_t size), void *arg, unsigned
          * as a signal, not as a test that never finishes. */
         signal(SIGALRM, SIG_DFL);
         alarm(seconds);
+        limit_memory((size_t)1 << 30);
         child_report r;
         memset(&r, 0, sizeof r);
         /* A fork child's peak starts at the parent's size at the fork, so

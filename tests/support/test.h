@@ -31,7 +31,9 @@ int t_run(char *out, size_t out_size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Runs fn(arg, msg, size) in a forked child that is killed after `seconds`
- * (so a hang fails the test instead of stalling it). fn must not use
+ * (so a hang fails the test instead of stalling it), with its address
+ * space capped at 1 GiB more than it starts with (except under
+ * AddressSanitizer, which needs terabytes). fn must not use
  * cmocka's assertions; it returns a small code and may write a message.
  * Returns that code, or -1 if the child hung or crashed; *grew_kb (may be
  * NULL) gets how far the child's peak resident memory rose during fn, and
