@@ -608,7 +608,7 @@ int cmd_train(int argc, char **argv)
     if (!rc && !m) {
         dn_shape in = {1, 28, 28};
         m = dn_model_new(o.arch, in, cfg.seed, &err);
-        if (!m)
+        if (!m || dn_model_check_classifier(m, 10, &err))
             rc = cli_usage("train", "--arch: %s", err.msg);
     }
     if (rc) {

@@ -216,6 +216,14 @@ void dn_model_free(dn_model *m);
 int dn_model_find(const dn_model *m, const char *name);
 /* Number of classes (size of the last layer's output). */
 int dn_model_classes(const dn_model *m);
+/* DN_OK if m can be trained or evaluated as a classifier of `classes`
+ * classes: its last layer is a logsoftmax over exactly that many outputs
+ * (the loss is a negative log-likelihood, and predictions are read as
+ * probabilities). Otherwise DN_ERR_SHAPE, e.g. "the model ends in 'relu'
+ * with 5408 outputs, but a classifier of 10 classes must end in 10
+ * log-probabilities: finish the spec with 'fc 10, logsoftmax'".
+ * dn_train and dn_evaluate check it with the dataset's 10 classes. */
+dn_status dn_model_check_classifier(const dn_model *m, int classes, dn_error *err);
 
 /* Per-batch workspace: activations, gradients, pooling arg-max indices and
  * dropout masks for up to max_batch samples. One per thread. */

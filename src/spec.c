@@ -410,3 +410,28 @@ dn_status dn_spec_build(dn_model *m, const char *spec, dn_shape input,
     m->n_params = offset;
     return DN_OK;
 }
+
+dn_status dn_model_check_classifier(const dn_model *m, int classes, dn_error *err)
+{
+    if (!m || m->n_layers < 1)
+        return dn_fail(err, DN_ERR_ARG, "dn_model_check_classifier: no model");
+    const dn_layer *last = &m->layers[m->n_layers - 1];
+    int outputs = dn_model_classes(m);
+    if (last->kind == DN_LOGSOFTMAX && outputs == classes)
+        return DN_OK;
+    /* The last item of the canonical spec, as the user would write it. */
+    const char *tail = strrchr(m->spec, ',');
+    tail = tail ? tail + 1 : m->spec;
+    while (*tail == ' ')
+        tail++;
+    char fix[64];
+    if (outputs == classes)
+        snprintf(fix, sizeof fix, "add 'logsoftmax' at the end");
+    else if (last->kind == DN_LOGSOFTMAX)
+        snprintf(fix, sizeof fix, "make the last fc 'fc %d'", classes);
+    else
+        snprintf(fix, sizeof fix, "finish the spec with 'fc %d, logsoftmax'", classes);
+    return dn_fail(err, DN_ERR_SHAPE, "the model ends in '%s' with %d outputs, but a "
+                   "classifier of %d classes must end in %d log-probabilities: %s", tail,
+                   outputs, classes, classes, fix);
+}

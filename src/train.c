@@ -21,6 +21,7 @@
  */
 #include "internal.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
@@ -314,10 +315,7 @@ static dn_status check_fit(const dn_model *m, const dn_dataset *ds, const char *
         return dn_fail(err, DN_ERR_SHAPE, "the model takes %dx%dx%d inputs but the %s images "
                        "are 1x%ux%u", m->input.c, m->input.h, m->input.w, what, ds->rows,
                        ds->cols);
-    if (dn_model_classes(m) < 2)
-        return dn_fail(err, DN_ERR_SHAPE, "the model has %d outputs, expected classes",
-                       dn_model_classes(m));
-    return DN_OK;
+    return dn_model_check_classifier(m, 10, err);
 }
 
 dn_status dn_evaluate(const dn_model *m, const dn_dataset *ds, size_t first, size_t count,
@@ -459,17 +457,27 @@ static dn_status save_checkpoint(const dn_model *m, const dn_train_config *c,
     return dn_model_save(m, c->checkpoint, x, err);
 }
 
-static int meta_long(const dn_file_extras *x, const char *key, long long *out)
+/* Largest epoch count a checkpoint may record, so that it fits an int
+ * with room for the steps arithmetic. */
+#define MAX_EPOCHS 1000000
+
+/* Integer metadata `key` of a checkpoint, in 0..max; a missing, malformed
+ * or out-of-range value is a bad file (DN_ERR_FORMAT naming the key). */
+static dn_status meta_count(const dn_file_extras *x, const char *key, long long max,
+                            long long *out, dn_error *err)
 {
     const char *v = dn_file_extras_get(x, key);
-    if (!v || !*v)
-        return 0;
+    if (!v)
+        return dn_fail(err, DN_ERR_FORMAT, "checkpoint has no \"%s\" metadata (was it "
+                       "written by 'digitnet train'?)", key);
     char *end;
+    errno = 0;
     long long n = strtoll(v, &end, 10);
-    if (*end || n < 0)
-        return 0;
+    if (!*v || *end || errno || n < 0 || n > max)
+        return dn_fail(err, DN_ERR_FORMAT, "checkpoint metadata \"%s\" is \"%.40s\", expected "
+                       "an integer in 0..%lld", key, v, max);
     *out = n;
-    return 1;
+    return DN_OK;
 }
 
 static int meta_double(const dn_file_extras *x, const char *key, double *out)
@@ -503,14 +511,20 @@ static int json_flag(json_t *o, const char *key, int *out)
     return 1;
 }
 
+/* The recipe's own limits, whoever set it (defined with check_config). */
+static dn_status check_recipe(const dn_train_config *c, dn_error *err);
+
 dn_status dn_train_config_from_checkpoint(const dn_file_extras *x, dn_train_config *c,
                                           int *epochs_done, dn_error *err)
 {
     const char *text = x ? dn_file_extras_get(x, "train.config") : NULL;
     long long epoch;
-    if (!text || !meta_long(x, "train.epoch", &epoch))
+    if (!text)
         return dn_fail(err, DN_ERR_FORMAT, "not a training checkpoint: no train.config and "
                        "train.epoch metadata (was it written by 'digitnet train'?)");
+    dn_status st = meta_count(x, "train.epoch", MAX_EPOCHS, &epoch, err);
+    if (st)
+        return st;
     json_error_t jerr;
     json_t *j = json_loads(text, 0, &jerr);
     if (!json_is_object(j)) {
@@ -520,42 +534,73 @@ dn_status dn_train_config_from_checkpoint(const dn_file_extras *x, dn_train_conf
     }
     dn_train_config r = *c;
     double batch, step_size, val, limit;
+    const struct {
+        const char *key;
+        double *num;        /* a number, or */
+        int *flag;          /* a boolean */
+        double max;         /* numbers: at most this (and >= 0 when max > 0) */
+    } fields[] = {
+        {"batch", &batch, NULL, 1e6},
+        {"lr", &r.optim.lr, NULL, 0},
+        {"weight_decay", &r.optim.weight_decay, NULL, 0},
+        {"momentum", &r.optim.momentum, NULL, 0},
+        {"dampening", &r.optim.dampening, NULL, 0},
+        {"nesterov", NULL, &r.optim.nesterov, 0},
+        {"rho", &r.optim.rho, NULL, 0},
+        {"eps", &r.optim.eps, NULL, 0},
+        {"beta1", &r.optim.beta1, NULL, 0},
+        {"beta2", &r.optim.beta2, NULL, 0},
+        {"amsgrad", NULL, &r.optim.amsgrad, 0},
+        {"step_size", &step_size, NULL, 1e9},
+        {"gamma", &r.sched.gamma, NULL, 0},
+        {"eta_min", &r.sched.eta_min, NULL, 0},
+        {"pct_start", &r.sched.pct_start, NULL, 0},
+        {"div_factor", &r.sched.div_factor, NULL, 0},
+        {"final_div_factor", &r.sched.final_div_factor, NULL, 0},
+        {"augment", NULL, &r.augment, 0},
+        {"val", &val, NULL, UINT32_MAX},
+        {"limit", &limit, NULL, UINT32_MAX},
+    };
+    const char *bad = NULL;
     const char *oname = json_string_value(json_object_get(j, "optim"));
     const char *sname = json_string_value(json_object_get(j, "schedule"));
     const char *seed = json_string_value(json_object_get(j, "seed"));
-    dn_status st = DN_OK;
     char *end = NULL;
-    if (!oname || !sname || !seed || dn_optim_parse(oname, &r.optim.kind, NULL) ||
-        dn_sched_parse(sname, &r.sched.kind, NULL))
-        st = DN_ERR_FORMAT;
-    else {
-        r.seed = strtoull(seed, &end, 10);
-        if (*end || !json_num(j, "batch", &batch) || !json_num(j, "lr", &r.optim.lr) ||
-            !json_num(j, "weight_decay", &r.optim.weight_decay) ||
-            !json_num(j, "momentum", &r.optim.momentum) ||
-            !json_num(j, "dampening", &r.optim.dampening) ||
-            !json_flag(j, "nesterov", &r.optim.nesterov) || !json_num(j, "rho", &r.optim.rho) ||
-            !json_num(j, "eps", &r.optim.eps) || !json_num(j, "beta1", &r.optim.beta1) ||
-            !json_num(j, "beta2", &r.optim.beta2) ||
-            !json_flag(j, "amsgrad", &r.optim.amsgrad) ||
-            !json_num(j, "step_size", &step_size) || !json_num(j, "gamma", &r.sched.gamma) ||
-            !json_num(j, "eta_min", &r.sched.eta_min) ||
-            !json_num(j, "pct_start", &r.sched.pct_start) ||
-            !json_num(j, "div_factor", &r.sched.div_factor) ||
-            !json_num(j, "final_div_factor", &r.sched.final_div_factor) ||
-            !json_flag(j, "augment", &r.augment) || !json_num(j, "val", &val) ||
-            !json_num(j, "limit", &limit) || batch < 1 || batch > 1e6 || step_size < 0 ||
-            step_size > 1e9 || val < 0 || limit < 0)
-            st = DN_ERR_FORMAT;
+    if (!oname || dn_optim_parse(oname, &r.optim.kind, NULL))
+        bad = "optim";
+    else if (!sname || dn_sched_parse(sname, &r.sched.kind, NULL))
+        bad = "schedule";
+    else if (!seed || (r.seed = strtoull(seed, &end, 10), *end))
+        bad = "seed";
+    for (size_t i = 0; !bad && i < sizeof fields / sizeof fields[0]; i++) {
+        int ok = fields[i].num ? json_num(j, fields[i].key, fields[i].num)
+                               : json_flag(j, fields[i].key, fields[i].flag);
+        if (ok && fields[i].max > 0)
+            ok = *fields[i].num >= 0 && *fields[i].num <= fields[i].max;
+        if (!ok)
+            bad = fields[i].key;
     }
     json_decref(j);
-    if (st)
-        return dn_fail(err, st, "checkpoint train.config is incomplete or has a bad value: %.200s",
-                       text);
+    if (bad)
+        return dn_fail(err, DN_ERR_FORMAT, "checkpoint train.config: \"%s\" is missing or "
+                       "out of range: %.200s", bad, text);
     r.batch = (int)batch;
     r.sched.step_size = (int)step_size;
     r.val = (size_t)val;
     r.limit = (size_t)limit;
+    /* Values the trainer would refuse are the file's fault, not the
+     * caller's; and what was read must write back to the same text, or
+     * resuming would find "a different recipe" that nobody asked for. */
+    dn_error why = {0};
+    if (check_recipe(&r, &why))
+        return dn_fail(err, DN_ERR_FORMAT, "checkpoint train.config has a bad value: %s",
+                       why.msg);
+    char *again = recipe_json(&r);
+    int same = again && !strcmp(again, text);
+    free(again);
+    if (!same)
+        return dn_fail(err, DN_ERR_FORMAT, "checkpoint train.config is not as digitnet "
+                       "writes it (edited or corrupt): %.200s", text);
     *c = r;
     if (epochs_done)
         *epochs_done = (int)epoch;
@@ -569,19 +614,26 @@ static dn_status restore(const dn_file_extras *x, const char *recipe, dn_optim *
 {
     const char *saved = dn_file_extras_get(x, "train.config");
     long long epoch, batch, steps, images;
-    if (!saved || !meta_long(x, "train.epoch", &epoch) || !meta_long(x, "train.batch", &batch) ||
-        !meta_long(x, "train.steps", &steps) || !meta_long(x, "train.images", &images) ||
-        !meta_double(x, "train.loss_sum", &pos->loss_sum) ||
+    dn_status st = meta_count(x, "train.epoch", MAX_EPOCHS, &epoch, err);
+    if (!st)
+        st = meta_count(x, "train.batch", INT32_MAX, &batch, err);
+    if (!st)
+        st = meta_count(x, "train.steps", INT64_MAX / 2, &steps, err);
+    if (!st)
+        st = meta_count(x, "train.images", UINT32_MAX, &images, err);
+    if (st)
+        return st;
+    if (!saved || !meta_double(x, "train.loss_sum", &pos->loss_sum) ||
         !meta_double(x, "train.loss_count", &pos->loss_count))
         return dn_fail(err, DN_ERR_FORMAT, "checkpoint: training metadata is missing or "
-                       "malformed (train.epoch, train.batch, train.steps ...)");
+                       "malformed (train.config, train.loss_sum, train.loss_count)");
     if (strcmp(saved, recipe) != 0)
         return dn_fail(err, DN_ERR_ARG, "the training recipe differs from the checkpoint's "
                        "(%.300s); resume with the checkpoint's settings", saved);
     if ((size_t)images != n_train)
         return dn_fail(err, DN_ERR_ARG, "the checkpoint was trained on %lld images, this run "
                        "has %zu (another dataset, --limit or --val?)", images, n_train);
-    if (batch >= batches || epoch > 1000000 || steps != epoch * batches + batch)
+    if (batch >= batches || steps != epoch * batches + batch)
         return dn_fail(err, DN_ERR_FORMAT, "checkpoint: position epoch %lld batch %lld with "
                        "%lld steps does not fit %ld batches per epoch", epoch, batch, steps,
                        batches);
@@ -741,13 +793,18 @@ static dn_status check_config(const dn_train_config *c, const dn_dataset *train,
 {
     if (c->epochs < 0)
         return dn_fail(err, DN_ERR_ARG, "epochs must be >= 0, got %d", c->epochs);
-    if (c->batch < 1 || c->batch > 1000000)
-        return dn_fail(err, DN_ERR_ARG, "batch size must be in 1..1000000, got %d", c->batch);
     if (train->n > UINT32_MAX)
         return dn_fail(err, DN_ERR_ARG, "%zu training images are more than supported", train->n);
     if (c->val >= train->n)
         return dn_fail(err, DN_ERR_ARG, "cannot hold out %zu of %zu training images for "
                        "validation", c->val, train->n);
+    return check_recipe(c, err);
+}
+
+static dn_status check_recipe(const dn_train_config *c, dn_error *err)
+{
+    if (c->batch < 1 || c->batch > 1000000)
+        return dn_fail(err, DN_ERR_ARG, "batch size must be in 1..1000000, got %d", c->batch);
     if (c->sched.kind == DN_SCHED_STEP && c->sched.step_size < 1)
         return dn_fail(err, DN_ERR_ARG, "step schedule: step size must be >= 1 epoch, got %d",
                        c->sched.step_size);
