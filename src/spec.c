@@ -192,9 +192,19 @@ static int canonical(char *buf, size_t size, const dn_layer *L)
         else
             n = snprintf(p, room, "%smaxpool k%d s%d p%d", sep, L->k, L->stride, L->pad);
         break;
-    case DN_DROPOUT2D:
-        n = snprintf(p, room, "%sdropout2d %g", sep, (double)L->p);
+    case DN_DROPOUT2D: {
+        /* The shortest text that reads back as the same float: "%g" would
+         * turn 0.1111111111 into 0.111111, another dropout rate once the
+         * spec is saved in a model file and read back. */
+        char num[32];
+        for (int digits = 6; digits <= 9; digits++) {
+            snprintf(num, sizeof num, "%.*g", digits, (double)L->p);
+            if ((float)strtod(num, NULL) == L->p)
+                break;
+        }
+        n = snprintf(p, room, "%sdropout2d %s", sep, num);
         break;
+    }
     case DN_FLATTEN:
         n = snprintf(p, room, "%sflatten", sep);
         break;

@@ -4,6 +4,7 @@
 #define _XOPEN_SOURCE 700 /* nftw */
 #include "test.h"
 
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,6 +175,10 @@ int t_in_child(int (*fn)(void *arg, char *msg, size_t size), void *arg, unsigned
     int fds[2];
     if (pipe(fds) != 0)
         fail_msg("pipe failed");
+    /* Not inherited by what fn runs: a hung grandchild holding the write
+     * end would keep the parent waiting for the report forever. */
+    fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+    fcntl(fds[1], F_SETFD, FD_CLOEXEC);
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0)
