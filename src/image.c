@@ -120,6 +120,10 @@ dn_status dn_image_load_memory(const void *data, size_t size, const char *name, 
         return dn_fail(err, DN_ERR_FORMAT, "%s: %zu bytes, more than the %ld MB an image may have",
                        name, size, DN_IMAGE_MAX_FILE >> 20);
 
+    /* stb_image would overflow its own tables on these (even for info). */
+    dn_status guard = dn_jpeg_check(data, size, name, err);
+    if (guard != DN_OK)
+        return guard;
     /* The header first: nothing is allocated for pixels until the size it
      * claims is known to be reasonable. */
     int w = 0, h = 0, n = 0;
