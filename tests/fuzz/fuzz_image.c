@@ -7,6 +7,7 @@
  * 28 x 28 network input made from it must be finite and in [0, 1].
  */
 #include "fuzz.h"
+#include "internal.h"
 
 #include <math.h>
 
@@ -33,8 +34,11 @@ static void check_input(const float *x, const char *what)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    /* stb's info reads JPEG tables too, so the library's guard against
+     * the ones that overflow them comes first here as well. */
     int w, h, comp;
-    if (size <= 0x7fffffff && stbi_info_from_memory(data, (int)size, &w, &h, &comp) &&
+    if (dn_jpeg_check(data, size, "fuzz.img", NULL) == DN_OK && size <= 0x7fffffff &&
+        stbi_info_from_memory(data, (int)size, &w, &h, &comp) &&
         (long)w * h > FUZZ_MAX_PIXELS && (long)w * h <= DN_IMAGE_MAX_PIXELS)
         return 0;
     dn_image img;
