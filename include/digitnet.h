@@ -5,7 +5,8 @@
  * lecture "Identifying Digits with a CNN" (CNN_MNIST) in C17: MNIST readers,
  * the layers forward and backward, the model built from a textual spec,
  * safetensors model files compatible with PyTorch's state_dict, optimizers,
- * training, image preprocessing and pictures of what each layer sees.
+ * training, image preprocessing. Pictures of what each layer sees (PNG,
+ * HTML text, SVG charts) have their own header, digitnet_picture.h.
  *
  * Conventions
  *  - Every public symbol starts with dn_.
@@ -136,6 +137,12 @@ typedef struct dn_dataset {
 dn_status dn_dataset_load(dn_dataset *ds, const char *dir, const char *split,
                           const char *name, dn_error *err);
 void dn_dataset_free(dn_dataset *ds);
+/* The image and label files dn_dataset_load reads for split ("train" or
+ * "test") in dir: the first name it accepts that exists, or the canonical
+ * name when none does (size bytes each; a caller checks that what it
+ * writes is not one of them). DN_ERR_ARG for an unknown split. */
+dn_status dn_dataset_files(const char *dir, const char *split, char *images,
+                           char *labels, size_t size, dn_error *err);
 /* Writes image i normalised ((x/255 - mean) / std) into out (rows*cols). */
 void dn_dataset_image(const dn_dataset *ds, size_t i, float *out);
 /* Class names of "mnist" ("0".."9") or "fashion" ("T-shirt/top", ...);
@@ -168,6 +175,12 @@ typedef enum dn_layer_kind {
 typedef struct dn_shape {
     int c, h, w;
 } dn_shape;
+
+/* The lecture's input: one grey channel of DN_IMAGE_SIDE x DN_IMAGE_SIDE
+ * (1x28x28), the shape of an MNIST image. An initialiser:
+ * dn_shape in = DN_INPUT_SHAPE; */
+#define DN_INPUT_CHANNELS 1
+#define DN_INPUT_SHAPE {DN_INPUT_CHANNELS, DN_IMAGE_SIDE, DN_IMAGE_SIDE}
 
 typedef struct dn_layer {
     dn_layer_kind kind;
@@ -367,7 +380,8 @@ const char *dn_file_extras_get(const dn_file_extras *x, const char *key);
 /* Optimizers, schedules and training                                       */
 /* ------------------------------------------------------------------------ */
 
-/* (section owned by src/optim.c, src/train.c and src/augment.c) */
+/* (section owned by src/optim.c, src/augment.c, src/presets.c, src/train.c,
+ * src/evaluate.c and src/checkpoint.c) */
 
 /* Optimizers. Each update rule is PyTorch 1.13's (torch.optim, the
  * single-tensor path) element by element, with its defaults:
@@ -506,7 +520,9 @@ void dn_augment_image(const uint8_t *src, int rows, int cols, uint64_t key,
 #define DN_TRAIN_CHUNK 8
 
 /* Figures handed to the progress callback after every batch and once more
- * at the end of every epoch (epoch_done = 1, evaluation figures set). */
+ * at the end of every epoch (epoch_done = 1, evaluation figures set),
+ * before that epoch's checkpoint is written, so that what the callback
+ * records can be written with it (see dn_train_saver). */
 typedef struct dn_train_progress {
     int epoch, epochs;      /* epoch in progress, 1-based, of epochs */
     long batch, batches;    /* batches done in this epoch, per epoch */
@@ -526,6 +542,15 @@ typedef struct dn_train_progress {
 /* Returns non-zero to ask the trainer to stop after the current batch. */
 typedef int (*dn_train_callback)(const dn_train_progress *p, void *user);
 
+/* Writes a checkpoint: m with the extras x (optimizer state, position,
+ * recipe) to path, as dn_model_save does; it may add metadata to x. Set
+ * in dn_train_config.save to write other files in the same step (digitnet
+ * train commits its metrics file right after the model, and records in
+ * the model which metrics belong to it). user is dn_train_config.user. */
+typedef dn_status (*dn_train_saver)(const dn_model *m, const char *path,
+                                    dn_file_extras *x, void *user,
+                                    dn_error *err);
+
 typedef struct dn_train_config {
     int epochs;             /* total epochs, counting those already done */
     int batch;              /* samples per optimizer step (64) */
@@ -540,12 +565,26 @@ typedef struct dn_train_config {
     const char *checkpoint; /* written after every epoch and on a stop;
                                NULL for none */
     dn_train_callback progress; /* may be NULL */
+    dn_train_saver save;    /* writes the checkpoint; NULL: dn_model_save */
     void *user;
+    int reference;          /* non-zero: the general reference kernels only
+                               (dn_work_set_reference), for tests that pin
+                               the reference arithmetic; not recorded */
 } dn_train_config;
 
 /* The MNIST example's recipe: 14 epochs, batch 64, seed 1, Adadelta lr 1.0,
- * StepLR step 1 gamma 0.7, all cores, no augmentation. */
+ * StepLR step 1 gamma 0.7, all cores, no augmentation. The same as
+ * dn_train_preset("lecture", ...). */
 void dn_train_defaults(dn_train_config *c);
+
+/* Fills c with a named recipe (the defaults above, then the preset's
+ * settings): "lecture" (dn_train_defaults) or "best" (augmented Adam with a
+ * one-cycle schedule, 40 epochs; see src/presets.c for how it was chosen).
+ * DN_ERR_ARG naming the choices for an unknown name, c untouched. */
+dn_status dn_train_preset(const char *name, dn_train_config *c, dn_error *err);
+/* The name of preset i (0, 1, ... in the order above) and a one-line
+ * summary of it (may be NULL); NULL past the last. */
+const char *dn_train_preset_name(int i, const char **summary);
 
 /* Trains m on train (evaluating after each epoch on the held-out val images
  * or, without val, on test when not NULL). If resume is not NULL it is the
@@ -558,9 +597,10 @@ void dn_train_defaults(dn_train_config *c);
  * after the current batch (resumable mid-epoch; a stop asked for on an
  * epoch's last batch is taken after that epoch's evaluation); then
  * DN_ERR_INTERRUPTED is returned. A fresh run of 0 epochs writes the
- * initial weights as a checkpoint. A non-finite loss stops with
- * DN_ERR_NUMERIC naming the epoch and batch, leaving the last checkpoint as
- * it was. */
+ * initial weights as a checkpoint. Divergence - a non-finite loss, or a
+ * parameter that the optimizer step made NaN or infinite (e.g. Adadelta
+ * with eps 0) - stops with DN_ERR_NUMERIC naming the epoch and batch,
+ * leaving the last checkpoint as it was. */
 dn_status dn_train(dn_model *m, const dn_dataset *train,
                    const dn_dataset *test, const dn_train_config *cfg,
                    const dn_file_extras *resume, dn_error *err);
@@ -584,10 +624,55 @@ dn_status dn_evaluate(const dn_model *m, const dn_dataset *ds, size_t first,
                       double *loss, size_t *correct, dn_error *err);
 
 /* ------------------------------------------------------------------------ */
-/* Images: decoding, MNIST-style preprocessing, pictures                    */
+/* Metrics                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/* (section owned by src/image.c and src/picture.c) */
+/* (section owned by src/metrics.c) What the trainer, `eval`, `report` and
+ * `serve` compute from log-probabilities, each in one place. */
+
+/* Index of the largest of v[0..n) (the first on ties; NaN never wins over
+ * an earlier value); 0 when n < 1. The predicted class of a row of
+ * log-probabilities. */
+int dn_argmax(const float *v, int n);
+
+/* Fraction correct, correct / n, and (if se is not NULL) its standard
+ * error sqrt(p (1 - p) / n); both NAN when n is 0. */
+double dn_accuracy(size_t correct, size_t n, double *se);
+
+/* Adds the predictions of logp (n, k) for labels (n) into the confusion
+ * matrix cm (k, k), cm[true * k + predicted]; labels not below k are not
+ * counted. Returns how many were right. */
+size_t dn_confusion_add(size_t *cm, int k, const float *logp, const uint8_t *labels, size_t n);
+
+/* Per-class figures of a confusion matrix; a class never predicted (or
+ * never present) has precision (recall) 0, and then F1 is 0. */
+typedef struct dn_class_scores {
+    double precision;   /* cm[c][c] / column sum */
+    double recall;      /* cm[c][c] / row sum */
+    double f1;          /* harmonic mean of the two */
+    size_t support;     /* row sum: images of class c */
+} dn_class_scores;
+
+/* scores (k) from cm (k, k). */
+void dn_class_scores_of(const size_t *cm, int k, dn_class_scores *scores);
+
+/* One off-diagonal cell of a confusion matrix. */
+typedef struct dn_confused_pair {
+    int truth, predicted;
+    size_t count;
+} dn_confused_pair;
+
+/* The at most max most frequent confusions of cm (k, k), most frequent
+ * first (ties: by true class, then predicted class), non-zero cells only.
+ * Returns how many were written to pairs. */
+int dn_most_confused(const size_t *cm, int k, dn_confused_pair *pairs, int max);
+
+/* ------------------------------------------------------------------------ */
+/* Images: decoding and MNIST-style preprocessing                           */
+/* ------------------------------------------------------------------------ */
+
+/* (section owned by src/image.c; pictures of what the network sees are in
+ * digitnet_picture.h) */
 
 /* Bounds on what the decoders accept, checked from the file's header before
  * any pixel is decoded, so that a hostile header cannot make us allocate
@@ -602,24 +687,28 @@ dn_status dn_evaluate(const dn_model *m, const dn_dataset *ds, size_t first,
 #define DN_IMAGE_SIDE 28
 #define DN_IMAGE_BOX 20
 
-/* A grey image: 0 is black, 1 is white. */
+/* A grey image, one byte a pixel: 0 is black, 255 white. */
 typedef struct dn_image {
     int w, h;
-    float *px;          /* (h, w) */
+    uint8_t *grey;      /* (h, w) */
+    int borrowed;       /* pixels lent by a dn_prep: dn_image_free leaves them */
     char name[256];     /* file name for messages ("" if none) */
 } dn_image;
 
 /* Allocates a w x h image filled with value. */
-dn_status dn_image_alloc(dn_image *img, int w, int h, float value,
+dn_status dn_image_alloc(dn_image *img, int w, int h, uint8_t value,
                          dn_error *err);
-/* Frees the pixels and zeroes img; safe on a zeroed or freed image. */
+/* Frees the pixels (unless borrowed) and zeroes img; safe on a zeroed or
+ * freed image. */
 void dn_image_free(dn_image *img);
 
-/* Decodes a PNG, JPEG, BMP, GIF (first frame), PGM/PPM or TGA file into a
- * grey image (ITU-R 601 luma). A transparent background is filled with
- * whichever of white or black contrasts with the visible pixels, so that a
- * drawing on a transparent canvas keeps its strokes. Fails with one line
- * naming the file for a missing, empty, truncated or oversized file. */
+/* Decodes a PNG, JPEG, BMP, GIF (first frame), PGM/PPM, TGA or PSD file
+ * (not Radiance HDR nor Softimage PIC) into a grey image (ITU-R 601 luma, rounded). A transparent
+ * background is filled with whichever of white or black contrasts with the
+ * visible pixels, so that a drawing on a transparent canvas keeps its
+ * strokes. Fails with one line naming the file for a missing, empty,
+ * truncated, corrupt or oversized file (the size is read from the header
+ * before any pixel is allocated), or a path that is not a regular file. */
 dn_status dn_image_load(const char *path, dn_image *img, dn_error *err);
 /* Same as dn_image_load for an encoded image held in memory; name is used
  * in messages and copied into img->name (may be NULL). */
@@ -660,112 +749,67 @@ dn_status dn_image_preprocess(const dn_image *img, float *out,
  * no cropping, only a resize to 28 x 28 when the size differs. out as for
  * dn_image_preprocess. */
 dn_status dn_image_raw(const dn_image *img, float *out, dn_error *err);
+
+/* Reusable buffers for decoding and preprocessing many images, so that a
+ * server allocates nothing per request once it has seen its largest image:
+ *
+ *     dn_prep *p = dn_prep_new();
+ *     for each request:
+ *         dn_image img;
+ *         if (dn_prep_load_memory(p, png, size, "request", &img, &err) == DN_OK)
+ *             st = dn_prep_image(p, &img, x, &info, &err);
+ *     dn_prep_free(p);
+ *
+ * The results are those of dn_image_load_memory and dn_image_preprocess,
+ * which use a dn_prep of their own for one image. A dn_prep is used by one
+ * thread at a time (one per worker thread). */
+typedef struct dn_prep dn_prep;
+/* NULL if out of memory. */
+dn_prep *dn_prep_new(void);
+void dn_prep_free(dn_prep *p);
+/* dn_image_load_memory into img, whose pixels belong to p (img->borrowed):
+ * valid until the next dn_prep_load_memory on p or dn_prep_free. */
+dn_status dn_prep_load_memory(dn_prep *p, const void *data, size_t size,
+                              const char *name, dn_image *img, dn_error *err);
+/* dn_image_preprocess with p's buffers; img may be any dn_image. */
+dn_status dn_prep_image(dn_prep *p, const dn_image *img, float *out,
+                        dn_prep_info *info, dn_error *err);
 /* x[i] = (x[i] - mean) / std for n values: the model's normalisation. */
 void dn_image_normalize(float *x, size_t n, float mean, float std);
 
-/* --- Pictures ----------------------------------------------------------- */
-
-/* An RGB picture being drawn. */
-typedef struct dn_canvas {
-    int w, h;
-    uint8_t *rgb;       /* (h, w, 3) */
-} dn_canvas;
-
-/* Colour maps: a value t in [0, 1] (clamped; NaN is drawn magenta) to
- * 0xRRGGBB. VIRIDIS is sequential and reads in grey, for values >= 0 such
- * as ReLU outputs; DIVERGING runs blue - white - red with white at 0.5, for
- * signed values such as weights on a range symmetric about 0. */
-typedef enum dn_colormap {
-    DN_CMAP_GREY,
-    DN_CMAP_VIRIDIS,
-    DN_CMAP_DIVERGING
-} dn_colormap;
-
-uint32_t dn_colormap_rgb(dn_colormap map, float t);
-
-/* Allocates a w x h canvas filled with colour bg (0xRRGGBB). */
-dn_status dn_canvas_new(dn_canvas *c, int w, int h, uint32_t bg,
-                        dn_error *err);
-void dn_canvas_free(dn_canvas *c);
-/* Fills a rectangle, clipped to the canvas. */
-void dn_canvas_fill(dn_canvas *c, int x, int y, int w, int h, uint32_t rgb);
-/* Draws map (h, w) with its top-left at (x, y), each value a scale x scale
- * block coloured by map((v - lo) / (hi - lo)); clipped to the canvas. */
-void dn_canvas_map(dn_canvas *c, int x, int y, const float *map, int h,
-                   int w, int scale, float lo, float hi, dn_colormap cmap);
-
-/* Geometry of a grid of n maps of h x w values each drawn at `scale`,
- * `cols` to a row, with `gap` pixels between maps and around the grid. Map
- * k's top-left pixel is at (cell_x(k), cell_y(k)). */
-typedef struct dn_grid {
-    int n, cols, rows;
-    int h, w, scale, gap;
-    int width, height;  /* of the whole picture */
-} dn_grid;
-
-dn_grid dn_grid_layout(int n, int h, int w, int cols, int scale, int gap);
-int dn_grid_cell_x(const dn_grid *g, int k);
-int dn_grid_cell_y(const dn_grid *g, int k);
-/* Draws maps (n, h, w) as laid out by g on a new canvas with a light grey
- * background, every map on the same lo..hi range so that they compare. */
-dn_status dn_grid_draw(const dn_grid *g, const float *maps, float lo,
-                       float hi, dn_colormap cmap, dn_canvas *out,
-                       dn_error *err);
-
-/* Encodes pixels (h, w, channels) with channels 1 (grey), 3 (RGB) or 4
- * (RGBA) as PNG into a malloc'd buffer. Deterministic. */
-dn_status dn_png_encode(const uint8_t *px, int w, int h, int channels,
-                        uint8_t **png, size_t *size, dn_error *err);
-/* Writes pixels as a PNG file atomically (see dn_file_write_atomic). */
-dn_status dn_png_write(const char *path, const uint8_t *px, int w, int h,
-                       int channels, dn_error *err);
-dn_status dn_canvas_write_png(const dn_canvas *c, const char *path,
-                              dn_error *err);
+/* ------------------------------------------------------------------------ */
+/* Files                                                                    */
+/* ------------------------------------------------------------------------ */
 
 /* Writes size bytes to path atomically: a temporary file in the same
  * directory, fsync, rename. An existing file at path is left untouched on
- * any failure. */
+ * any failure. DN_ERR_IO names path and the system's reason (a full disk,
+ * a read-only directory; for a file size limit, EFBIG, the process must
+ * ignore SIGXFSZ, as the digitnet command does, or the kernel kills it). */
 dn_status dn_file_write_atomic(const char *path, const void *data,
                                size_t size, dn_error *err);
 
-/* A growing text buffer for HTML and SVG. A failed allocation sets oom and
- * makes later appends no-ops, so callers check once at the end. */
-typedef struct dn_text {
-    char *s;            /* NUL-terminated; NULL until the first append */
-    size_t len, cap;
-    int oom;
-} dn_text;
+/* The same in two steps, for a caller that replaces several files
+ * together (digitnet train stages its metrics file, writes the model, then
+ * commits the metrics). dn_file_stage writes data to a new temporary file
+ * next to path, named PATH.PID-XXXXXX.tmp, and syncs it; path is not
+ * touched, and *tmp gets the temporary file's name (malloc'd). On failure
+ * nothing is left behind and *tmp is NULL. dn_file_commit renames tmp onto
+ * path (atomic), syncs the directory and frees tmp; on failure it removes
+ * the temporary file. dn_file_discard removes it and frees tmp. */
+dn_status dn_file_stage(const char *path, const void *data, size_t size,
+                        char **tmp, dn_error *err);
+dn_status dn_file_commit(char *tmp, const char *path, dn_error *err);
+void dn_file_discard(char *tmp);
 
-void dn_text_printf(dn_text *t, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-/* Appends s with &, <, >, " and ' escaped for HTML text and attributes. */
-void dn_text_html(dn_text *t, const char *s);
-void dn_text_free(dn_text *t);
-
-/* One line of a line chart: n points (x[i], y[i]), with a vertical error
- * bar of +-err[i] when err is not NULL. */
-typedef struct dn_series {
-    const char *name;
-    const double *x, *y, *err;
-    int n;
-    uint32_t rgb;
-} dn_series;
-
-/* Appends an inline <svg> line chart of ns series with axes, ticks, axis
- * labels and a legend, width x height pixels. Non-finite points are
- * skipped. */
-void dn_svg_line_chart(dn_text *t, const dn_series *s, int ns,
-                       const char *title, const char *xlabel,
-                       const char *ylabel, int width, int height);
-/* Appends an inline <svg> bar chart of n values (labels[i] under bar i,
- * value printed on it) with bar `mark` highlighted (-1 for none). Bars
- * start at 0, so negative values such as log-probabilities hang down. */
-void dn_svg_bar_chart(dn_text *t, const float *v, int n,
-                      const char *const *labels, int mark, const char *title,
-                      int width, int height);
+/* The temporary files that atomic writes of path left behind when their
+ * process died between creating and renaming them (kill -9, power cut):
+ * names PATH.PID-XXXXXX.tmp in path's directory whose PID is not a running
+ * process (nothing else is listed: not other names, not a live writer's
+ * file). *names gets n malloc'd "DIR/NAME" strings in a malloc'd array;
+ * free each and the array. DN_ERR_IO if the directory cannot be listed. */
+dn_status dn_file_stale(const char *path, char ***names, size_t *n,
+                        dn_error *err);
 
 #ifdef __cplusplus
 }

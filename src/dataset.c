@@ -58,7 +58,7 @@ static int find_file(const char *dir, const char *prefix, const char *kind, cons
 static dn_status check_images(const char *ipath, uint32_t rows, uint32_t cols, const char *name,
                               dn_error *err)
 {
-    if (rows != 28 || cols != 28)
+    if (rows != DN_IMAGE_SIDE || cols != DN_IMAGE_SIDE)
         return dn_fail(err, DN_ERR_SHAPE, "%s: offset 8: images are %ux%u, expected 28x28 for %s",
                        ipath, (unsigned)rows, (unsigned)cols, name);
     return DN_OK;
@@ -171,4 +171,16 @@ void dn_dataset_image(const dn_dataset *ds, size_t i, float *out)
         value[v] = ((float)v / 255.0f - ds->mean) / ds->std;
     for (size_t j = 0; j < plane; j++)
         out[j] = value[px[j]];
+}
+
+dn_status dn_dataset_files(const char *dir, const char *split, char *images, char *labels,
+                           size_t size, dn_error *err)
+{
+    const char *prefix = !strcmp(split, "train") ? "train" : !strcmp(split, "test") ? "t10k"
+                                                                                    : NULL;
+    if (!prefix)
+        return dn_fail(err, DN_ERR_ARG, "unknown split '%s', expected train or test", split);
+    find_file(dir, prefix, "images", "idx3", images, size);
+    find_file(dir, prefix, "labels", "idx1", labels, size);
+    return DN_OK;
 }

@@ -87,13 +87,13 @@ int dn_st_valid_input(dn_shape in)
 dn_status dn_st_check_finite(const char *path, const char *tensor, const float *v, size_t n,
                              const char *action, dn_error *err)
 {
+    if (dn_floats_finite(v, n))
+        return DN_OK;
     size_t bad = 0, first = 0;
     for (size_t i = 0; i < n; i++) {
         if (!isfinite(v[i]) && bad++ == 0)
             first = i;
     }
-    if (!bad)
-        return DN_OK;
     char nb[64];
     return dn_fail(err, DN_ERR_NUMERIC, "%s: tensor '%s': element %zu of %zu is %s (%zu "
                    "non-finite values); %s: a model file holds finite numbers only", path,
@@ -146,7 +146,7 @@ static dn_status read_meta(const st_file *f, dn_model *m, dn_error *err)
     const char *input = dn_st_meta(f, "input");
     const char *mean = dn_st_meta(f, "mean"), *std = dn_st_meta(f, "std");
     const char *dataset = dn_st_meta(f, "dataset");
-    dn_shape in = {1, 28, 28};
+    dn_shape in = DN_INPUT_SHAPE;
     m->mean = DN_MNIST_MEAN;
     m->std = DN_MNIST_STD;
     if (input && !parse_input(input, &in))
