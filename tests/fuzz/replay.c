@@ -12,6 +12,7 @@
  * first.
  */
 #include "fuzz.h"
+#include "internal.h"
 
 #include <dirent.h>
 #include <signal.h>
@@ -60,29 +61,11 @@ void __sanitizer_set_death_callback(void (*callback)(void));
 
 static int replay_file(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "replay " DN_FUZZ_NAME ": cannot read %s\n", path);
-        return -1;
-    }
-    size_t cap = 1 << 16, n = 0, got;
-    uint8_t *buf = malloc(cap);
-    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) {
-            uint8_t *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (!buf) {
-        fprintf(stderr, "replay " DN_FUZZ_NAME ": out of memory reading %s\n", path);
+    uint8_t *buf;
+    size_t n;
+    dn_error err = {0};
+    if (dn_read_regular(path, (uint64_t)1 << 30, &buf, &n, &err) != DN_OK) {
+        fprintf(stderr, "replay " DN_FUZZ_NAME ": %s\n", err.msg);
         return -1;
     }
     snprintf(current, sizeof current, "%s", path);
