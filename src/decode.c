@@ -144,8 +144,8 @@ static dn_status stb_decode(dn_prep *p, const uint8_t *data, size_t size, const 
         return dn_fail(err, DN_ERR_FORMAT,
                        "%s: %s images are not read (use PNG, JPEG, BMP, GIF, PGM/PPM, TGA or PSD)",
                        name, format);
-    /* stb_image would overflow its own tables on these, even for info. */
-    dn_status guard = dn_jpeg_check(data, size, name, err);
+    /* Files on which stb_image itself goes wrong, even for info. */
+    dn_status guard = dn_stb_guard(data, size, name, err);
     if (guard != DN_OK)
         return guard;
     bounded b = {data, size, 0, NULL, 0};

@@ -53,10 +53,11 @@ dn_status dn_read_regular(const char *path, uint64_t max, uint8_t **data, size_t
  * compare two files' headers before paying for either payload. */
 dn_status dn_idx_read_header(const char *path, int images, uint32_t *dims, dn_error *err);
 
-/* For a JPEG (other data passes): DN_ERR_FORMAT naming name if a Huffman
- * table claims more than 256 codes, which would overflow stb_image's
- * tables (src/jpegcheck.c). Called before stb sees the data. */
-dn_status dn_jpeg_check(const uint8_t *p, size_t n, const char *name, dn_error *err);
+/* DN_ERR_FORMAT naming name for the inputs on which stb_image itself goes
+ * wrong (src/stbguard.c): a JPEG Huffman table of more than 256 codes,
+ * which overflows stb's tables, and a PGM/PPM header number above INT_MAX,
+ * which overflows its int. Other data passes. Called before stb sees it. */
+dn_status dn_stb_guard(const uint8_t *p, size_t n, const char *name, dn_error *err);
 
 /* Writes the concatenation of nparts buffers to path atomically (temporary
  * file PATH.PID-XXXXXX.tmp in the same directory, fsync, rename, fsync of

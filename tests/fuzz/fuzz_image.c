@@ -41,10 +41,10 @@ static dn_prep *shared;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    /* stb's info reads JPEG tables too, so the library's guard against
-     * the ones that overflow them comes first here as well. */
+    /* stb's info reads what the library's guard refuses (JPEG tables, PNM
+     * numbers), so the guard comes first here as well. */
     int w, h, comp;
-    if (dn_jpeg_check(data, size, "fuzz.img", NULL) == DN_OK && size <= 0x7fffffff &&
+    if (dn_stb_guard(data, size, "fuzz.img", NULL) == DN_OK && size <= 0x7fffffff &&
         stbi_info_from_memory(data, (int)size, &w, &h, &comp) &&
         (long)w * h > FUZZ_MAX_PIXELS && (long)w * h <= DN_IMAGE_MAX_PIXELS)
         return 0;

@@ -1,7 +1,8 @@
 /*
- * test_jpegcheck.c - JPEG Huffman tables that would overflow stb_image's
- * are refused before stb reads them (src/jpegcheck.c), and real JPEGs,
- * baseline and progressive, still load.
+ * test_stbguard.c - the inputs on which stb_image itself goes wrong are
+ * refused before it reads them (src/stbguard.c): JPEG Huffman tables that
+ * overflow its tables, PGM/PPM header numbers that overflow its int; real
+ * JPEGs and PGMs still load.
  */
 #include "test.h"
 
@@ -64,6 +65,33 @@ static void test_oversized_tables_refused(void **state)
     free(b);
 }
 
+static void test_pnm_numbers_refused(void **state)
+{
+    (void)state;
+    /* The input fuzz_image found: a width of 36 digits. */
+    size_t n;
+    unsigned char *b =
+        slurp("tests/fuzz/crashes/image/crash-c246785a9e779843911b0753d040991c0128fa22", &n);
+    expect_load(b, n, "fuzz-crash.pgm", DN_ERR_FORMAT, "PGM/PPM width has more digits");
+    free(b);
+    static const struct {
+        const char *text, *phrase;
+    } cases[] = {
+        {"P5 2147483648 1 255\n", "width has more digits"},
+        {"P6\n# a comment\n2 99999999999\n255\n", "height has more digits"},
+        {"P5 2 2 4294967551\n", "maximum value has more digits"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect_load((const unsigned char *)cases[i].text, strlen(cases[i].text), "big.pgm",
+                    DN_ERR_FORMAT, cases[i].phrase);
+    /* INT_MAX itself is only a size the decoder refuses as too large. */
+    static const char edge[] = "P5 2147483647 1 255\n";
+    expect_load((const unsigned char *)edge, sizeof edge - 1, "edge.pgm", DN_ERR_FORMAT,
+                "2147483647");
+    static const unsigned char ok[] = "P5\n# two by one\n2 1\n255\n\x10\xf0";
+    expect_load(ok, sizeof ok - 1, "ok.pgm", DN_OK, NULL);
+}
+
 static void test_real_jpegs_load(void **state)
 {
     (void)state;
@@ -86,7 +114,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_oversized_tables_refused),
+        cmocka_unit_test(test_pnm_numbers_refused),
         cmocka_unit_test(test_real_jpegs_load),
     };
-    return cmocka_run_group_tests_name("jpegcheck", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("stbguard", tests, NULL, NULL);
 }
