@@ -53,7 +53,7 @@ CLIOBJ  := $(CLI:%.c=$(B)/obj/%.o)
 TSUPOBJ := $(TSUP:%.c=$(B)/obj/%.o)
 TESTBIN := $(TESTS:tests/%.c=$(B)/tests/%)
 
-.PHONY: all test test-only demo bench bench-bin clean deps data distclean check-pkgs \
+.PHONY: all test test-only demo bench bench-bin clean deps data distclean check-pkgs node-deps \
         fuzz fuzz-bin fuzz-corpus check-memory
 .DEFAULT_GOAL := all
 # Keep object files that only tests use (make would delete them as intermediates).
@@ -113,11 +113,17 @@ deps:
 data:
 	@scripts/fetch-mnist
 
+# ONNX Runtime for the cross-runtime tests (npm, into tools/node).
+node-deps: deps
+	@scripts/install-node-deps
+
 # The full test command: set-up, a -Werror build, the suite (with the fuzz
 # corpora replayed), the commands under valgrind (scripts/check-memory),
 # then the suite once more under AddressSanitizer and
-# UndefinedBehaviorSanitizer.
-test: deps data
+# UndefinedBehaviorSanitizer. The WebAssembly build (make web) is built
+# first: the suite runs it too.
+test: deps data node-deps
+	@$(MAKE) --no-print-directory web-build
 	@$(MAKE) --no-print-directory CFLAGS="$(OPT) -g -Werror" B=build/werror test-only
 	@scripts/check-memory build/werror/digitnet
 	@$(MAKE) --no-print-directory CC=gcc OPT=-O1 \
@@ -207,4 +213,6 @@ clean:
 	rm -rf build digitnet
 
 distclean: clean
-	rm -rf data/mnist out
+	rm -rf data/mnist out tools/node/node_modules
+
+include wasm/web.mk

@@ -21,6 +21,7 @@ static const struct {
     {"predict", cmd_predict, "log-probabilities of each class for your images"},
     {"show", cmd_show, "pictures of every layer's feature maps and filters"},
     {"report", cmd_report, "an HTML page of training curves and mistakes"},
+    {"export", cmd_export, "write the model as ONNX for other runtimes"},
 };
 
 static void usage(FILE *f)
@@ -38,7 +39,8 @@ static void usage(FILE *f)
                "  digitnet predict --model digitnet.safetensors my-digit.png\n"
                "  digitnet show --model digitnet.safetensors --mnist-index 0 --out out/show\n"
                "  digitnet report --metrics digitnet.safetensors.metrics.jsonl \\\n"
-               "      --model digitnet.safetensors --out out/report\n");
+               "      --model digitnet.safetensors --out out/report\n"
+               "  digitnet export --model digitnet.safetensors --onnx digitnet.onnx\n");
 }
 
 /* Flushes and closes standard output: output lost to a full disk, a

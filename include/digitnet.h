@@ -254,6 +254,10 @@ float *dn_work_act(dn_work *w, int layer);
  * default the fast kernels run where they apply and keep only what
  * backward needs. The two give the same results (see tests). */
 void dn_work_set_reference(dn_work *w, int on);
+/* Which kernels the passes run on this machine, for messages: "fast
+ * kernels, AVX-512" (or "AVX2", "portable C"; every model runs on them),
+ * or "general reference kernels" where the fast ones were not built. */
+const char *dn_kernels(void);
 /* Dropout2d scale of layer i: (B, C), each 0 or 1/(1-p). Written by a
  * DN_MODE_TRAIN forward; read by a DN_MODE_TRAIN_FIXED_MASK forward (all
  * ones until written). NULL unless layer i is a dropout2d. */
@@ -375,6 +379,39 @@ dn_model *dn_model_load(const char *path, dn_file_extras *extras,
 void dn_file_extras_free(dn_file_extras *x);
 /* Value of metadata key in x, or NULL. */
 const char *dn_file_extras_get(const dn_file_extras *x, const char *key);
+
+/* ------------------------------------------------------------------------ */
+/* ONNX export                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* (section owned by src/onnx.c) */
+
+#define DN_ONNX_IR_VERSION 7
+#define DN_ONNX_OPSET 13
+
+/* Encodes m for inference as an ONNX model (IR version DN_ONNX_IR_VERSION,
+ * default-domain opset DN_ONNX_OPSET) into a malloc'd buffer *out of *size
+ * bytes. The graph reads "input" (batch, C, H, W) float32, normalised as
+ * m->mean and m->std say, for any batch size, and writes "log_probs"
+ * (batch, classes) when the spec ends in logsoftmax, "output" otherwise.
+ * Each layer is one standard operator: conv -> Conv (kernel_shape, pads,
+ * strides), relu -> Relu, maxpool -> MaxPool (padding never wins, as
+ * here and in PyTorch), flatten -> Flatten (axis 1), fc -> Gemm (transB 1),
+ * logsoftmax -> LogSoftmax (axis 1); dropout2d, the identity at inference,
+ * is left out. Parameters are initializers named as in the model file
+ * ("conv1.weight" ...); every intermediate tensor has its shape in
+ * value_info. metadata_props record "digitnet.arch", "digitnet.input",
+ * "digitnet.version", "dataset", "normalization.mean", "normalization.std",
+ * "normalization" and "preprocessing" (what to do to a picture before the
+ * graph sees it), "classes" (comma-separated names, for 10 classes of a
+ * known dataset) and "output". DN_ERR_ARG for a model of more than about
+ * 2 GB (protobuf's limit), DN_ERR_NOMEM when memory runs out. */
+dn_status dn_onnx_encode(const dn_model *m, uint8_t **out, size_t *size,
+                         dn_error *err);
+/* Writes dn_onnx_encode's bytes to path atomically (see
+ * dn_file_write_atomic): an existing file at path is left untouched on any
+ * failure. */
+dn_status dn_onnx_save(const dn_model *m, const char *path, dn_error *err);
 
 /* ------------------------------------------------------------------------ */
 /* Optimizers, schedules and training                                       */
@@ -585,6 +622,9 @@ dn_status dn_train_preset(const char *name, dn_train_config *c, dn_error *err);
 /* The name of preset i (0, 1, ... in the order above) and a one-line
  * summary of it (may be NULL); NULL past the last. */
 const char *dn_train_preset_name(int i, const char **summary);
+/* The layer spec preset `name` trains, for dn_model_new; NULL for the
+ * lecture's network (DN_DEFAULT_SPEC) or an unknown name. */
+const char *dn_train_preset_spec(const char *name);
 
 /* Trains m on train (evaluating after each epoch on the held-out val images
  * or, without val, on test when not NULL). If resume is not NULL it is the
