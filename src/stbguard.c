@@ -35,19 +35,20 @@
 /* Every table of a DHT segment whose payload (after the length) is p[0..
  * len), with `avail` bytes readable from p: 1 byte class/id, 16 counts,
  * then as many values as the counts add up to. Like stb, a table is read
- * while the segment has bytes left, its values even past the segment. */
+ * while the segment has bytes left, its values even past the segment, and
+ * a byte past the end of the data reads as 0. */
 static dn_status check_dht(const uint8_t *p, size_t len, size_t avail, size_t at,
                            const char *name, dn_error *err)
 {
     size_t i = 0;
-    while (i < len && i + 17 <= avail) {
+    while (i < len) {
         unsigned n = 0;
-        for (int k = 0; k < 16; k++)
-            n += p[i + 1 + (size_t)k];
+        for (size_t k = i + 1; k < i + 17; k++)
+            n += k < avail ? p[k] : 0;
         if (n > 256)
             return dn_fail(err, DN_ERR_FORMAT, "%s: offset %zu: corrupt JPEG: Huffman table "
-                           "%u/%u has %u codes, at most 256", name, at + i, p[i] >> 4,
-                           p[i] & 15u, n);
+                           "%u/%u has %u codes, at most 256", name, at + i,
+                           i < avail ? p[i] >> 4 : 0u, i < avail ? p[i] & 15u : 0u, n);
         i += 17 + n;
     }
     return DN_OK;
