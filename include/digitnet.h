@@ -361,7 +361,8 @@ dn_status dn_model_save(const dn_model *m, const char *path,
  * dn_file_extras_free); otherwise they are ignored.
  * The file is untrusted: it must be a regular file of at most 1 GiB (a
  * FIFO or device is refused without waiting on it) with a header of at
- * most 100 MB of valid JSON; every tensor F32 with a non-negative shape
+ * most 100 MB of valid JSON (no empty tensor name or metadata key, which
+ * dn_model_save would not write back); every tensor F32 with a non-negative shape
  * whose size matches its data_offsets; the tensors must tile the data
  * section exactly (no overlap, no hole, nothing after); the checksum, if
  * present, must match. The spec is laid out and every parameter tensor it

@@ -160,6 +160,8 @@ static dn_status parse_tensor(const st_file *f, const char *name, const json_t *
     char nb[64], sb[256];
     dn_st_safe_name(nb, sizeof nb, name);
     t->name = name;
+    if (!name[0])
+        return dn_fail(err, DN_ERR_FORMAT, "%s: a tensor with an empty name", f->path);
     if (!json_is_object(v))
         return dn_fail(err, DN_ERR_FORMAT, "%s: tensor '%s': entry is %s, expected "
                        "an object with dtype, shape and data_offsets", f->path, nb,
@@ -369,6 +371,9 @@ static dn_status parse_json(st_file *f, const char *hdr, uint64_t hlen, dn_error
     const char *key;
     json_t *val;
     json_object_foreach(f->meta, key, val) {
+        /* dn_model_save refuses to write one back. */
+        if (!key[0])
+            return dn_fail(err, DN_ERR_FORMAT, "%s: metadata with an empty key", path);
         if (!json_is_string(val))
             return dn_fail(err, DN_ERR_FORMAT, "%s: metadata \"%s\" is %s, expected a "
                            "string (safetensors metadata maps strings to strings)",

@@ -704,6 +704,33 @@ static void test_hostile_model(void **state)
     dn_model_free(l);
 }
 
+/* Extras that dn_model_save would refuse to write back are refused when
+ * read (found by fuzz_modelfile: an empty metadata key loaded, then the
+ * model could not be saved). */
+static void test_extras_save_would_refuse(void **state)
+{
+    (void)state;
+    char good[512], path[512];
+    tmp(good, "extras-roundtrip.safetensors");
+    dn_model *m = new_model("flatten, fc 10, logsoftmax", 6);
+    dn_file_extras x;
+    memset(&x, 0, sizeof x);
+    float v[3] = {1, 2, 3};
+    x.n_tensors = 1;
+    snprintf(x.tensors[0].name, sizeof x.tensors[0].name, "optim.square_avg");
+    x.tensors[0].data = v;
+    x.tensors[0].len = 3;
+    save_ok(m, good, &x);
+    dn_model_free(m);
+
+    tmp(path, "empty-key.safetensors");
+    edit_header(good, path, "\"format\":", "\"\":");
+    expect_refused(path, "metadata with an empty key");
+    tmp(path, "empty-tensor-name.safetensors");
+    edit_header(good, path, "\"optim.square_avg\":", "\"\":");
+    expect_refused(path, "a tensor with an empty name");
+}
+
 /* Extra tensors beyond what dn_file_extras holds are an error only when
  * the caller asked for them. */
 static void test_too_many_extras(void **state)
@@ -1088,6 +1115,7 @@ int main(void)
         cmocka_unit_test(test_hostile_sizes),
         cmocka_unit_test(test_hostile_model),
         cmocka_unit_test(test_too_many_extras),
+        cmocka_unit_test(test_extras_save_would_refuse),
         cmocka_unit_test(test_save_unwritable),
         cmocka_unit_test(test_failed_save_keeps_old_file),
         cmocka_unit_test(test_save_bad_arguments),
