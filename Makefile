@@ -10,7 +10,7 @@
 CC      ?= cc
 OPT     ?= -O2
 WARN    := -Wall -Wextra -Wpedantic -Wshadow
-PKGS    := zlib jansson stb
+PKGS    := zlib jansson stb libmicrohttpd
 CPPFLAGS += -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 CFLAGS  ?= $(OPT) -g
 override CFLAGS += -std=c17 $(WARN) -pthread
@@ -59,7 +59,7 @@ check-pkgs:
 	    echo "make: missing build dependencies (pkg-config: $(PKGS));" \
 	         "run 'scripts/install-deps' (or 'make demo' / 'make test', which run it)" >&2; exit 1; }
 
-$(B)/obj/%.o: %.c include/digitnet.h $(wildcard src/*.h src/*/*.h cli/*.h)
+$(B)/obj/%.o: %.c $(wildcard include/*.h src/*.h src/*/*.h cli/*.h)
 	@mkdir -p $(dir $@)
 	$(say) CC $<
 	$(Q)$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
@@ -77,6 +77,26 @@ $(B)/libdigitnet.a: $(OBJ)
 	@mkdir -p $(dir $@)
 	$(say) AR $@
 	$(Q)rm -f $@ && ar rcs $@ $^
+
+# The page `digitnet serve` embeds: web/* turned into a C array by
+# tools/embed.c, so that the binary needs no files at run time.
+WEB     := $(sort $(wildcard web/*))
+CLIOBJ  += $(B)/obj/gen/web_assets.o
+
+$(B)/tools/embed: tools/embed.c
+	@mkdir -p $(dir $@)
+	$(say) LD $@
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS)
+
+$(B)/gen/web_assets.c: $(WEB) $(B)/tools/embed
+	@mkdir -p $(dir $@)
+	$(say) GEN $@
+	$(Q)$(B)/tools/embed $@ $(WEB)
+
+$(B)/obj/gen/web_assets.o: $(B)/gen/web_assets.c cli/serve.h $(wildcard include/*.h)
+	@mkdir -p $(dir $@)
+	$(say) CC $<
+	$(Q)$(CC) $(CPPFLAGS) -Icli $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
 
 $(B)/digitnet: $(CLIOBJ) $(B)/libdigitnet.a
 	$(say) LD $@

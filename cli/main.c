@@ -17,6 +17,7 @@ static const struct {
     {"predict", cmd_predict, "log-probabilities of each class for your images"},
     {"show", cmd_show, "pictures of every layer's feature maps and filters"},
     {"report", cmd_report, "an HTML page of training curves and mistakes"},
+    {"serve", cmd_serve, "a live drawing page and an HTTP API (libmicrohttpd)"},
 };
 
 static void usage(FILE *f)
@@ -34,7 +35,8 @@ static void usage(FILE *f)
                "  digitnet predict --model digitnet.safetensors my-digit.png\n"
                "  digitnet show --model digitnet.safetensors --mnist-index 0 --out out/show\n"
                "  digitnet report --metrics digitnet.safetensors.metrics.jsonl \\\n"
-               "      --model digitnet.safetensors --out out/report\n");
+               "      --model digitnet.safetensors --out out/report\n"
+               "  digitnet serve --model digitnet.safetensors --port 8080\n");
 }
 
 int main(int argc, char **argv)
