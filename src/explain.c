@@ -135,6 +135,20 @@ static int model_fits(const dn_model *m)
     return m && m->input.c == 1 && m->input.h == SIDE && m->input.w == SIDE;
 }
 
+/* log p(cls) - max over the other classes of log p: how many nats more
+ * likely cls is than its closest rival. For a sure answer log p(cls) is
+ * within 1e-7 of 0 whatever is blanked, so its own drop would show only
+ * the one square that breaks it; the margin falls in proportion to what
+ * each square contributed. */
+static float margin(const float *lp, int k, int cls)
+{
+    float rival = -INFINITY;
+    for (int j = 0; j < k; j++)
+        if (j != cls && lp[j] > rival)
+            rival = lp[j];
+    return k > 1 ? lp[cls] - rival : lp[cls];
+}
+
 /* Patch origins along an axis: every stride pixels, and one flush with the
  * far edge when the steps do not land on it, so every pixel is covered. */
 static int origins(int patch, int stride, int *o)
@@ -170,7 +184,7 @@ dn_status dn_occlusion(const dn_model *m, dn_work *w, const float *x, int cls, i
         free(xs);
         return dn_fail(err, DN_ERR_ARG, "occlusion: the work does not fit the model");
     }
-    float before = lp[cls];
+    float before = margin(lp, k, cls);
 
     int ox[SIDE + 1], n = origins(patch, stride, ox);
     float sum[PIXELS] = {0}, count[PIXELS] = {0};
@@ -200,7 +214,7 @@ dn_status dn_occlusion(const dn_model *m, dn_work *w, const float *x, int cls, i
         }
         lp = dn_model_forward(m, w, xs, b, DN_MODE_EVAL, NULL);
         for (int q = 0; q < b; q++) {
-            float drop = before - lp[(size_t)q * (size_t)k + (size_t)cls];
+            float drop = before - margin(lp + (size_t)q * (size_t)k, k, cls);
             int i = todo[t0 + q] / n, j = todo[t0 + q] % n;
             for (int y = ox[i]; y < ox[i] + patch; y++)
                 for (int xx = ox[j]; xx < ox[j] + patch; xx++)

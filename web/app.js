@@ -436,7 +436,7 @@
     const m = Math.max(Math.abs(s.min), Math.abs(s.max)) || 1;
     put28($('heat'), s.values, (v, i) => {
       const base = 0.35 * a.input[i];
-      const t = Math.min(1, Math.abs(v) / m);
+      const t = Math.pow(Math.min(1, Math.abs(v) / m), 0.7);
       const tint = v > 0 ? [214, 39, 40] : [33, 102, 172];
       return [0, 1, 2].map((k) => Math.round(base * (1 - t) + tint[k] * t));
     });
@@ -503,7 +503,9 @@
         /* A grid of c maps, each about 56 px across. */
         const scale = Math.max(1, Math.round(56 / Math.max(h, w)));
         const cols = Math.min(c, 8);
-        maps.style.gridTemplateColumns = 'repeat(' + cols + ', ' + w * scale + 'px)';
+        /* Up to 8 to a row, fewer where the screen is narrow. */
+        maps.style.gridTemplateColumns = 'repeat(auto-fill, ' + w * scale + 'px)';
+        maps.style.width = 'min(100%, ' + (cols * w * scale + (cols - 1) * 4) + 'px)';
         ui.kind = 'maps';
         for (let k = 0; k < c; k++) {
           const cell = document.createElement('div');
