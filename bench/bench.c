@@ -3,10 +3,12 @@
  *
  *   build/bench/bench [--data DIR] [--threads 1,2] [--limit N]
  *                     [--latency-runs N] [--eval-batch N] [--kernels]
+ *                     [--preset NAME]
  *
  * Measures, for each thread count:
- *   - one training epoch with dn_train (the default recipe: batch 64,
- *     Adadelta + StepLR, seed 1; no evaluation inside the epoch), or the
+ *   - one training epoch with dn_train (a library preset, dn_train_preset:
+ *     "lecture" unless --preset says otherwise - batch 64, Adadelta +
+ *     StepLR, seed 1; no evaluation inside the epoch), or the
  *     first --limit images of it, reported per image and per 60k epoch;
  *   - evaluation throughput of dn_evaluate over the 10k test images;
  * and once:
@@ -108,16 +110,20 @@ static int on_progress(const dn_train_progress *p, void *user)
 
 /* One training epoch (or its first `limit` images) from a fresh model.
  * Returns seconds per image, or -1 on failure. */
-static double bench_train(const dn_dataset *train, int threads, size_t limit)
+static double bench_train(const dn_dataset *train, int threads, size_t limit, const char *preset)
 {
     dn_error err;
-    dn_model *m = dn_model_new(NULL, (dn_shape){1, 28, 28}, 1, &err);
+    dn_model *m = dn_model_new(NULL, (dn_shape)DN_INPUT_SHAPE, 1, &err);
     if (!m) {
         fprintf(stderr, "bench: %s\n", err.msg);
         return -1;
     }
     dn_train_config cfg;
-    dn_train_defaults(&cfg);
+    if (dn_train_preset(preset, &cfg, &err)) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        dn_model_free(m);
+        return -1;
+    }
     cfg.epochs = 1;
     cfg.threads = threads;
     cfg.limit = limit;
@@ -275,7 +281,7 @@ static int parse_threads(const char *s, int *out, int max)
 
 int main(int argc, char **argv)
 {
-    const char *data = "data/mnist";
+    const char *data = "data/mnist", *preset = "lecture";
     int threads[8] = {1, 2}, n_threads = 2, runs = 1000, eval_batch = 0, kernels = 0;
     size_t limit = 0;
     for (int i = 1; i < argc; i++) {
@@ -291,11 +297,13 @@ int main(int argc, char **argv)
             runs = atoi(v), i++;
         else if (!strcmp(a, "--eval-batch") && v)
             eval_batch = atoi(v), i++;
+        else if (!strcmp(a, "--preset") && v)
+            preset = v, i++;
         else if (!strcmp(a, "--kernels"))
             kernels = 1;
         else {
             fprintf(stderr, "usage: bench [--data DIR] [--threads 1,2] [--limit N] "
-                            "[--latency-runs N] [--eval-batch N] [--kernels]\n");
+                            "[--latency-runs N] [--eval-batch N] [--kernels] [--preset NAME]\n");
             return 2;
         }
     }
@@ -310,7 +318,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench: %s\n", err.msg);
         return 1;
     }
-    dn_model *m = dn_model_new(NULL, (dn_shape){1, 28, 28}, 1, &err);
+    dn_model *m = dn_model_new(NULL, (dn_shape)DN_INPUT_SHAPE, 1, &err);
     if (!m) {
         fprintf(stderr, "bench: %s\n", err.msg);
         return 1;
@@ -322,7 +330,7 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     for (int t = 0; t < n_threads; t++) {
-        double spi = bench_train(&train, threads[t], limit);
+        double spi = bench_train(&train, threads[t], limit, preset);
         if (spi <= 0)
             return 1;
         printf("c_%dt_train_img_s %.1f\n", threads[t], 1.0 / spi);

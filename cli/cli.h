@@ -39,6 +39,11 @@ int cli_fail_err(const dn_error *err);
 int cli_usage(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Fills err (status and one line) as the library does, for errors found
+ * in the command; returns st. */
+dn_status cli_error(dn_error *err, dn_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Strict number parsing: the whole string must be a number within
  * [min, max]. Return 0 on success, -1 otherwise. */
 int cli_parse_long(const char *s, long min, long max, long *out);
@@ -52,5 +57,13 @@ const char *cli_model_path(const char *explicit_path);
 
 /* Non-zero when stdout is a terminal (for colours and live progress). */
 int cli_stdout_is_tty(void);
+
+/* The label of class c of a dataset for output: "7" for digits, "7
+ * Sneaker" for Fashion-MNIST. Returns buf. */
+const char *cli_class_label(const char *dataset, int c, char *buf, size_t size);
+
+/* A log-probability as the lecture prints it: "%.4f", without a minus sign
+ * on zero ("0.0000", not "-0.0000"). Returns buf. */
+const char *cli_fmt_logp(char *buf, size_t size, float v);
 
 #endif

@@ -7,10 +7,9 @@
  * log-probabilities; --json gives the same as one JSON object. Evaluation
  * runs in batches over threads and does not depend on either.
  */
-#include "cli.h"
+#include "options.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -49,265 +48,251 @@ static void usage(FILE *f)
         "exit status: 0 evaluated, 1 missing or broken model or data, 2 usage error\n");
 }
 
-typedef struct pair {
-    int t, p;
-    size_t count;
-} pair;
+/* What the command was asked. */
+typedef struct eval_opts {
+    const char *model, *data, *dataset, *logp_out;
+    long threads, batch, mis, limit;
+    int json;
+} eval_opts;
 
-static int pair_cmp(const void *a, const void *b)
+/* What it found. */
+typedef struct eval_result {
+    const char *path;           /* the model file */
+    const char *dataset;
+    dn_model *m;
+    dn_dataset ds;              /* the first n test images */
+    int k;                      /* classes */
+    float *logp;                /* (n, k) */
+    double loss, acc, se;
+    size_t correct;
+    size_t *cm;                 /* (k, k) confusion matrix */
+    dn_class_scores *scores;    /* (k) */
+    dn_confused_pair pairs[5];  /* the most confused */
+    int n_pairs;
+    size_t *wrong;              /* (n_wrong) the first misclassified images */
+    size_t n_wrong;
+} eval_result;
+
+static void eval_free(eval_result *r)
 {
-    const pair *x = a, *y = b;
-    if (x->count != y->count)
-        return x->count < y->count ? 1 : -1;
-    if (x->t != y->t)
-        return x->t - y->t;
-    return x->p - y->p;
+    free(r->logp);
+    free(r->cm);
+    free(r->scores);
+    free(r->wrong);
+    dn_dataset_free(&r->ds);
+    dn_model_free(r->m);
 }
 
-static int argmax(const float *row, int k)
+static int parse(int argc, char **argv, eval_opts *o)
 {
-    int best = 0;
-    for (int i = 1; i < k; i++)
-        if (row[i] > row[best])
-            best = i;
-    return best;
-}
-
-int cmd_eval(int argc, char **argv)
-{
-    static const struct option opts[] = {
-        {"model", required_argument, NULL, 'm'},
-        {"data", required_argument, NULL, 'd'},
-        {"dataset", required_argument, NULL, 's'},
-        {"threads", required_argument, NULL, 't'},
-        {"batch", required_argument, NULL, 'b'},
-        {"misclassified", required_argument, NULL, 'x'},
-        {"json", no_argument, NULL, 'j'},
-        {"limit", required_argument, NULL, 'l'},
-        {"logprobs-out", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+    const cli_opt opts[] = {
+        CLI_OPT_MODEL(&o->model),
+        CLI_OPT_DATA(&o->data),
+        CLI_OPT_DATASET(&o->dataset, 0),
+        CLI_OPT_THREADS(&o->threads),
+        {.name = "batch", .kind = CLI_LONG, .target = &o->batch, .min = 1, .max = 4096,
+         .bad = "--batch must be an integer in 1..4096, got '%s'"},
+        {.name = "misclassified", .kind = CLI_LONG, .target = &o->mis, .min = 0, .max = 1000000,
+         .bad = "--misclassified must be an integer >= 0, got '%s'"},
+        CLI_OPT_JSON(&o->json),
+        CLI_OPT_LIMIT(&o->limit, 0),
+        {.name = "logprobs-out", .kind = CLI_STRING, .target = &o->logp_out},
     };
-    const char *model_arg = NULL, *data = NULL, *dataset = NULL, *logp_out = NULL;
-    long threads = 0, batch = 100, mis = 0, limit = 0;
-    int json = 0, c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': model_arg = optarg; break;
-        case 'd': data = optarg; break;
-        case 's':
-            if (!dn_class_names(optarg))
-                return cli_usage("eval", "unknown dataset '%s', expected mnist or fashion", optarg);
-            dataset = optarg;
-            break;
-        case 't':
-            if (cli_parse_long(optarg, 1, 256, &threads))
-                return cli_usage("eval", "--threads must be an integer in 1..256, got '%s'", optarg);
-            break;
-        case 'b':
-            if (cli_parse_long(optarg, 1, 4096, &batch))
-                return cli_usage("eval", "--batch must be an integer in 1..4096, got '%s'", optarg);
-            break;
-        case 'x':
-            if (cli_parse_long(optarg, 0, 1000000, &mis))
-                return cli_usage("eval", "--misclassified must be an integer >= 0, got '%s'",
-                                 optarg);
-            break;
-        case 'j': json = 1; break;
-        case 'o': logp_out = optarg; break;
-        case 'l':
-            if (cli_parse_long(optarg, 1, 1000000000, &limit))
-                return cli_usage("eval", "--limit must be an integer >= 1, got '%s'", optarg);
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case ':':
-            return cli_usage("eval", "option '%s' needs a value", argv[optind - 1]);
-        default:
-            if (optopt)
-                return cli_usage("eval", "unknown option '-%c'", optopt);
-            return cli_usage("eval", "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_usage("eval", "unexpected argument '%s'", argv[optind]);
+    const cli_spec spec = {"eval", usage, opts, CLI_N(opts), 0};
+    int next;
+    return cli_parse(&spec, argc, argv, &next, NULL);
+}
 
-    const char *path = cli_model_path(model_arg);
+/* The model and the test images it is scored on. Returns 0 or the exit
+ * code after one error line. */
+static int load(const eval_opts *o, eval_result *r)
+{
+    r->path = cli_model_path(o->model);
     struct stat st;
-    if (stat(path, &st) != 0)
-        return cli_fail("no model file '%s' (%s); train one with: digitnet train --out %s", path,
-                        strerror(errno), path);
+    if (stat(r->path, &st) != 0)
+        return cli_fail("no model file '%s' (%s); train one with: digitnet train --out %s",
+                        r->path, strerror(errno), r->path);
     dn_error err = {0};
-    dn_model *m = dn_model_load(path, NULL, &err);
-    if (!m)
+    if (!(r->m = dn_model_load(r->path, NULL, &err)))
         return cli_fail_err(&err);
-    if (!dataset)
-        dataset = dn_class_names(m->dataset) ? m->dataset : "mnist";
-    const char *dir = cli_data_dir(dataset, data);
-    dn_dataset ds;
-    if (dn_dataset_load(&ds, dir, "test", dataset, &err)) {
-        dn_model_free(m);
+    r->dataset = o->dataset ? o->dataset : dn_class_names(r->m->dataset) ? r->m->dataset
+                                                                         : "mnist";
+    if (dn_dataset_load(&r->ds, cli_data_dir(r->dataset, o->data), "test", r->dataset, &err)) {
         if (err.status == DN_ERR_IO)
             return cli_fail("%s (run 'make data', or pass --data DIR)", err.msg);
         return cli_fail_err(&err);
     }
-    if (limit > 0 && (size_t)limit < ds.n)
-        ds.n = (size_t)limit;
+    if (o->limit > 0 && (size_t)o->limit < r->ds.n)
+        r->ds.n = (size_t)o->limit;
     /* The model says how its inputs were normalised; use that. */
-    ds.mean = m->mean;
-    ds.std = m->std;
-    int K = dn_model_classes(m);
-    float *logp = malloc(ds.n * (size_t)(K > 0 ? K : 1) * sizeof *logp); // (n, K)
-    size_t *conf = calloc((size_t)K * (size_t)K, sizeof *conf);           // (K, K)
-    pair *pairs = calloc((size_t)K * (size_t)K, sizeof *pairs);
-    double loss = NAN;
-    size_t correct = 0;
-    int rc = 0;
-    if (K != 10)
-        rc = cli_fail("%s: the model has %d outputs, the %s test set 10 classes", path, K,
-                      dataset);
-    else if (!logp || !conf || !pairs)
-        rc = cli_fail("out of memory");
-    else if (dn_evaluate(m, &ds, 0, ds.n, (int)threads, (int)batch, logp, &loss, &correct, &err))
-        rc = cli_fail("%s: %s", path, err.msg);
+    r->ds.mean = r->m->mean;
+    r->ds.std = r->m->std;
+    r->k = dn_model_classes(r->m);
+    return 0;
+}
+
+/* Evaluates, then every figure the report shows. */
+static int compute(const eval_opts *o, eval_result *r)
+{
+    dn_error err = {0};
+    int k = r->k;
+    size_t n = r->ds.n;
+    if (k != 10)
+        return cli_fail("%s: the model has %d outputs, the %s test set 10 classes", r->path, k,
+                        r->dataset);
+    r->logp = malloc(n * (size_t)k * sizeof *r->logp);
+    r->cm = calloc((size_t)k * (size_t)k, sizeof *r->cm);
+    r->scores = calloc((size_t)k, sizeof *r->scores);
+    size_t most_wrong = n < (size_t)o->mis ? n : (size_t)o->mis;
+    r->wrong = malloc((most_wrong ? most_wrong : 1) * sizeof *r->wrong);
+    if (!r->logp || !r->cm || !r->scores || !r->wrong)
+        return cli_fail("out of memory");
+    if (dn_evaluate(r->m, &r->ds, 0, n, (int)o->threads, (int)o->batch, r->logp, &r->loss,
+                    &r->correct, &err))
+        return cli_fail("%s: %s", r->path, err.msg);
     /* For comparing with other frameworks (tools/torch_safetensors.py check):
      * the raw log-probabilities, float32 in this machine's byte order. */
-    else if (logp_out &&
-             dn_file_write_atomic(logp_out, logp, ds.n * (size_t)K * sizeof *logp, &err))
-        rc = cli_fail_err(&err);
-    if (rc) {
-        free(logp);
-        free(conf);
-        free(pairs);
-        dn_dataset_free(&ds);
-        dn_model_free(m);
-        return rc;
-    }
-
-    size_t n = ds.n;
-    for (size_t i = 0; i < n; i++)
-        conf[ds.labels[i] * K + argmax(logp + i * K, K)]++;
-    double acc = n ? (double)correct / (double)n : NAN;
-    double se = n ? sqrt(acc * (1 - acc) / (double)n) : NAN;
-    double prec[10], rec[10], f1[10];
-    size_t support[10];
-    for (int k = 0; k < K; k++) {
-        size_t tp = conf[k * K + k], pred = 0, truth = 0;
-        for (int j = 0; j < K; j++) {
-            pred += conf[j * K + k];
-            truth += conf[k * K + j];
-        }
-        support[k] = truth;
-        prec[k] = pred ? (double)tp / (double)pred : 0;
-        rec[k] = truth ? (double)tp / (double)truth : 0;
-        f1[k] = prec[k] + rec[k] > 0 ? 2 * prec[k] * rec[k] / (prec[k] + rec[k]) : 0;
-    }
-    int np = 0;
-    for (int t = 0; t < K; t++)
-        for (int p = 0; p < K; p++)
-            if (t != p && conf[t * K + p])
-                pairs[np++] = (pair){t, p, conf[t * K + p]};
-    qsort(pairs, (size_t)np, sizeof *pairs, pair_cmp);
-    int top = np < 5 ? np : 5;
-    const char *const *names = ds.class_names;
-
-    if (json) {
-        json_t *o = json_object();
-        json_object_set_new(o, "model", json_string(path));
-        json_object_set_new(o, "dataset", json_string(dataset));
-        json_object_set_new(o, "n", json_integer((json_int_t)n));
-        json_object_set_new(o, "loss", json_real(loss));
-        json_object_set_new(o, "accuracy", json_real(acc));
-        json_object_set_new(o, "accuracy_se", json_real(se));
-        json_object_set_new(o, "correct", json_integer((json_int_t)correct));
-        json_t *cm = json_array();
-        for (int t = 0; t < K; t++) {
-            json_t *row = json_array();
-            for (int p = 0; p < K; p++)
-                json_array_append_new(row, json_integer((json_int_t)conf[t * K + p]));
-            json_array_append_new(cm, row);
-        }
-        json_object_set_new(o, "confusion", cm);
-        json_t *pc = json_array();
-        for (int k = 0; k < K; k++)
-            json_array_append_new(pc, json_pack("{s:i, s:s, s:f, s:f, s:f, s:I}", "class", k,
-                                                "name", names[k], "precision", prec[k], "recall",
-                                                rec[k], "f1", f1[k], "support",
-                                                (json_int_t)support[k]));
-        json_object_set_new(o, "per_class", pc);
-        json_t *cp = json_array();
-        for (int i = 0; i < top; i++)
-            json_array_append_new(cp, json_pack("{s:i, s:i, s:I}", "true", pairs[i].t, "pred",
-                                                pairs[i].p, "count", (json_int_t)pairs[i].count));
-        json_object_set_new(o, "confused_pairs", cp);
-        json_t *ml = json_array();
-        for (size_t i = 0, shown = 0; i < n && shown < (size_t)mis; i++) {
-            const float *row = logp + i * K;
-            int p = argmax(row, K);
-            if (p == ds.labels[i])
-                continue;
-            json_t *lp = json_array();
-            for (int k = 0; k < K; k++)
-                json_array_append_new(lp, json_real(row[k]));
-            json_array_append_new(ml, json_pack("{s:I, s:i, s:i, s:o}", "index", (json_int_t)i,
-                                                "true", ds.labels[i], "pred", p, "logp", lp));
-            shown++;
-        }
-        if (mis > 0)
-            json_object_set_new(o, "misclassified", ml);
-        else
-            json_decref(ml);
-        json_dumpf(o, stdout, JSON_COMPACT | JSON_REAL_PRECISION(9));
-        fputc('\n', stdout);
-        json_decref(o);
-    } else {
-        printf("%s on %zu %s test images\n", path, n, dataset);
-        printf("test loss %.4f   accuracy %.2f +- %.2f %%   (%zu correct, %zu wrong)\n\n", loss,
-               100 * acc, 100 * se, correct, n - correct);
-        printf("confusion matrix (rows: true, columns: predicted)\n      ");
-        for (int p = 0; p < K; p++)
-            printf("%6d", p);
-        printf("\n");
-        for (int t = 0; t < K; t++) {
-            printf("  %2d  ", t);
-            for (int p = 0; p < K; p++)
-                printf("%6zu", conf[t * K + p]);
-            printf("\n");
-        }
-        printf("\nclass          precision  recall     F1  support\n");
-        for (int k = 0; k < K; k++) {
-            char label[32];
-            if (strcmp(names[k], "0") && k < 10 && strcmp(dataset, "mnist"))
-                snprintf(label, sizeof label, "%d %s", k, names[k]);
-            else
-                snprintf(label, sizeof label, "%s", names[k]);
-            printf("%-14s %9.4f %7.4f %6.4f %8zu\n", label, prec[k], rec[k], f1[k], support[k]);
-        }
-        if (top) {
-            printf("\nmost confused (true -> predicted)\n");
-            for (int i = 0; i < top; i++)
-                printf("  %s -> %s  %zu\n", names[pairs[i].t], names[pairs[i].p], pairs[i].count);
-        }
-        if (mis > 0) {
-            printf("\nmisclassified (first %ld)\n  index  true  pred  logp(true)  logp(pred)\n",
-                   mis);
-            for (size_t i = 0, shown = 0; i < n && shown < (size_t)mis; i++) {
-                const float *row = logp + i * K;
-                int p = argmax(row, K);
-                if (p == ds.labels[i])
-                    continue;
-                printf("  %5zu  %4d  %4d  %10.4f  %10.4f\n", i, ds.labels[i], p,
-                       row[ds.labels[i]], row[p]);
-                shown++;
-            }
-        }
-    }
-    free(logp);
-    free(conf);
-    free(pairs);
-    dn_dataset_free(&ds);
-    dn_model_free(m);
+    if (o->logp_out &&
+        dn_file_write_atomic(o->logp_out, r->logp, n * (size_t)k * sizeof *r->logp, &err))
+        return cli_fail_err(&err);
+    dn_confusion_add(r->cm, k, r->logp, r->ds.labels, n);
+    r->acc = dn_accuracy(r->correct, n, &r->se);
+    dn_class_scores_of(r->cm, k, r->scores);
+    r->n_pairs = dn_most_confused(r->cm, k, r->pairs, 5);
+    for (size_t i = 0; i < n && r->n_wrong < (size_t)o->mis; i++)
+        if (dn_argmax(r->logp + i * (size_t)k, k) != r->ds.labels[i])
+            r->wrong[r->n_wrong++] = i;
     return 0;
+}
+
+static json_t *confusion_json(const eval_result *r)
+{
+    json_t *cm = json_array();
+    for (int t = 0; t < r->k; t++) {
+        json_t *row = json_array();
+        for (int p = 0; p < r->k; p++)
+            json_array_append_new(row, json_integer((json_int_t)r->cm[t * r->k + p]));
+        json_array_append_new(cm, row);
+    }
+    return cm;
+}
+
+static json_t *scores_json(const eval_result *r)
+{
+    json_t *pc = json_array();
+    for (int c = 0; c < r->k; c++) {
+        const dn_class_scores *s = &r->scores[c];
+        json_array_append_new(pc, json_pack("{s:i, s:s, s:f, s:f, s:f, s:I}", "class", c,
+                                            "name", r->ds.class_names[c], "precision",
+                                            s->precision, "recall", s->recall, "f1", s->f1,
+                                            "support", (json_int_t)s->support));
+    }
+    return pc;
+}
+
+static json_t *wrong_json(const eval_result *r)
+{
+    json_t *ml = json_array();
+    for (size_t w = 0; w < r->n_wrong; w++) {
+        size_t i = r->wrong[w];
+        const float *row = r->logp + i * (size_t)r->k;
+        json_t *lp = json_array();
+        for (int c = 0; c < r->k; c++)
+            json_array_append_new(lp, json_real(row[c]));
+        json_array_append_new(ml, json_pack("{s:I, s:i, s:i, s:o}", "index", (json_int_t)i,
+                                            "true", r->ds.labels[i], "pred",
+                                            dn_argmax(row, r->k), "logp", lp));
+    }
+    return ml;
+}
+
+static void print_json(const eval_opts *o, const eval_result *r)
+{
+    json_t *j = json_object();
+    json_object_set_new(j, "model", json_string(r->path));
+    json_object_set_new(j, "dataset", json_string(r->dataset));
+    json_object_set_new(j, "n", json_integer((json_int_t)r->ds.n));
+    json_object_set_new(j, "loss", json_real(r->loss));
+    json_object_set_new(j, "accuracy", json_real(r->acc));
+    json_object_set_new(j, "accuracy_se", json_real(r->se));
+    json_object_set_new(j, "correct", json_integer((json_int_t)r->correct));
+    json_object_set_new(j, "confusion", confusion_json(r));
+    json_object_set_new(j, "per_class", scores_json(r));
+    json_t *cp = json_array();
+    for (int i = 0; i < r->n_pairs; i++)
+        json_array_append_new(cp, json_pack("{s:i, s:i, s:I}", "true", r->pairs[i].truth,
+                                            "pred", r->pairs[i].predicted, "count",
+                                            (json_int_t)r->pairs[i].count));
+    json_object_set_new(j, "confused_pairs", cp);
+    if (o->mis > 0)
+        json_object_set_new(j, "misclassified", wrong_json(r));
+    json_dumpf(j, stdout, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    fputc('\n', stdout);
+    json_decref(j);
+}
+
+static void print_confusion(const eval_result *r)
+{
+    size_t n = r->ds.n;
+    printf("%s on %zu %s test images\n", r->path, n, r->dataset);
+    printf("test loss %.4f   accuracy %.2f +- %.2f %%   (%zu correct, %zu wrong)\n\n", r->loss,
+           100 * r->acc, 100 * r->se, r->correct, n - r->correct);
+    printf("confusion matrix (rows: true, columns: predicted)\n      ");
+    for (int p = 0; p < r->k; p++)
+        printf("%6d", p);
+    printf("\n");
+    for (int t = 0; t < r->k; t++) {
+        printf("  %2d  ", t);
+        for (int p = 0; p < r->k; p++)
+            printf("%6zu", r->cm[t * r->k + p]);
+        printf("\n");
+    }
+}
+
+static void print_scores(const eval_opts *o, const eval_result *r)
+{
+    const char *const *names = r->ds.class_names;
+    printf("\nclass          precision  recall     F1  support\n");
+    for (int c = 0; c < r->k; c++) {
+        char label[32];
+        const dn_class_scores *s = &r->scores[c];
+        printf("%-14s %9.4f %7.4f %6.4f %8zu\n", cli_class_label(r->dataset, c, label,
+               sizeof label), s->precision, s->recall, s->f1, s->support);
+    }
+    if (r->n_pairs) {
+        printf("\nmost confused (true -> predicted)\n");
+        for (int i = 0; i < r->n_pairs; i++)
+            printf("  %s -> %s  %zu\n", names[r->pairs[i].truth], names[r->pairs[i].predicted],
+                   r->pairs[i].count);
+    }
+    if (o->mis > 0) {
+        printf("\nmisclassified (first %ld)\n  index  true  pred  logp(true)  logp(pred)\n",
+               o->mis);
+        for (size_t w = 0; w < r->n_wrong; w++) {
+            size_t i = r->wrong[w];
+            const float *row = r->logp + i * (size_t)r->k;
+            int y = r->ds.labels[i], p = dn_argmax(row, r->k);
+            printf("  %5zu  %4d  %4d  %10.4f  %10.4f\n", i, y, p, row[y], row[p]);
+        }
+    }
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    eval_opts o = {.batch = 100};
+    int rc = parse(argc, argv, &o);
+    if (rc)
+        return rc == CLI_HELP ? 0 : rc;
+    eval_result r;
+    memset(&r, 0, sizeof r);
+    if ((rc = load(&o, &r)) == 0 && (rc = compute(&o, &r)) == 0) {
+        if (o.json) {
+            print_json(&o, &r);
+        } else {
+            print_confusion(&r);
+            print_scores(&o, &r);
+        }
+    }
+    eval_free(&r);
+    return rc;
 }

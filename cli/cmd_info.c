@@ -5,9 +5,8 @@
  * Both splits are loaded before anything is printed, so a broken copy gives
  * one error line and no half table.
  */
-#include "cli.h"
+#include "options.h"
 
-#include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,84 +55,73 @@ static void pixel_stats(const dn_dataset *ds, double *mean, double *std)
     *std = sqrt(var > 0 ? var : 0);
 }
 
-int cmd_info(int argc, char **argv)
-{
-    static const struct option opts[] = {
-        {"data", required_argument, NULL, 'd'},
-        {"dataset", required_argument, NULL, 's'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *data = NULL, *name = "mnist";
-    int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            data = optarg;
-            break;
-        case 's':
-            if (!dn_class_names(optarg))
-                return cli_usage("info", "unknown dataset '%s', expected mnist or fashion",
-                                 optarg);
-            name = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case ':':
-            return cli_usage("info", "option '%s' needs a value", argv[optind - 1]);
-        default:
-            if (optopt)
-                return cli_usage("info", "unknown option '-%c'", optopt);
-            return cli_usage("info", "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_usage("info", "unexpected argument '%s'", argv[optind]);
+/* Both splits of a dataset, loaded before anything is printed. */
+typedef struct info {
+    const char *name, *dir;
+    dn_dataset ds[2];       /* train, test */
+} info;
 
-    const char *dir = cli_data_dir(name, data);
-    static const char *const splits[2] = {"train", "test"};
-    dn_dataset ds[2];
+static const char *const splits[2] = {"train", "test"};
+
+/* Loads both splits into in; on failure prints one line and returns the
+ * exit code, with nothing to free. */
+static int load_splits(info *in)
+{
     dn_error err = {0};
     for (int s = 0; s < 2; s++) {
-        if (dn_dataset_load(&ds[s], dir, splits[s], name, &err) != DN_OK) {
+        if (dn_dataset_load(&in->ds[s], in->dir, splits[s], in->name, &err) != DN_OK) {
             if (s)
-                dn_dataset_free(&ds[0]);
-            if (err.status == DN_ERR_IO && !strcmp(name, "mnist"))
+                dn_dataset_free(&in->ds[0]);
+            if (err.status == DN_ERR_IO && !strcmp(in->name, "mnist"))
                 return cli_fail("%s (run 'make data', or pass --data DIR)", err.msg);
             return cli_fail_err(&err);
         }
     }
+    return 0;
+}
 
-    printf("%s in %s\n\n", name, dir);
+static void print_info(const info *in)
+{
+    printf("%s in %s\n\n", in->name, in->dir);
     printf("split  images  shape    pixel mean  pixel std\n");
     for (int s = 0; s < 2; s++) {
         double mean, std;
-        pixel_stats(&ds[s], &mean, &std);
+        pixel_stats(&in->ds[s], &mean, &std);
         char shape[32];
-        snprintf(shape, sizeof shape, "1x%ux%u", (unsigned)ds[s].rows, (unsigned)ds[s].cols);
-        printf("%-5s  %6zu  %-7s  %10.4f  %9.4f\n", splits[s], ds[s].n, shape, mean, std);
+        snprintf(shape, sizeof shape, "1x%ux%u", (unsigned)in->ds[s].rows,
+                 (unsigned)in->ds[s].cols);
+        printf("%-5s  %6zu  %-7s  %10.4f  %9.4f\n", splits[s], in->ds[s].n, shape, mean, std);
     }
-
     size_t count[2][10] = {{0}};
     for (int s = 0; s < 2; s++)
-        for (size_t i = 0; i < ds[s].n; i++)
-            count[s][ds[s].labels[i]]++;
+        for (size_t i = 0; i < in->ds[s].n; i++)
+            count[s][in->ds[s].labels[i]]++;
     printf("\nclass          train   test\n");
-    int named = strcmp(name, "mnist") != 0;
     for (int k = 0; k < 10; k++) {
         char label[32];
-        if (named)
-            snprintf(label, sizeof label, "%d %s", k, ds[0].class_names[k]);
-        else
-            snprintf(label, sizeof label, "%s", ds[0].class_names[k]);
-        printf("%-13s %6zu  %5zu\n", label, count[0][k], count[1][k]);
+        printf("%-13s %6zu  %5zu\n", cli_class_label(in->name, k, label, sizeof label),
+               count[0][k], count[1][k]);
     }
-    printf("total         %6zu  %5zu\n", ds[0].n, ds[1].n);
-    printf("\nmodel input: (x/255 - %.4f) / %.4f\n", ds[0].mean, ds[0].std);
+    printf("total         %6zu  %5zu\n", in->ds[0].n, in->ds[1].n);
+    printf("\nmodel input: (x/255 - %.4f) / %.4f\n", in->ds[0].mean, in->ds[0].std);
+}
 
-    dn_dataset_free(&ds[0]);
-    dn_dataset_free(&ds[1]);
+int cmd_info(int argc, char **argv)
+{
+    const char *data = NULL, *name = "mnist";
+    const cli_opt opts[] = {
+        CLI_OPT_DATA(&data),
+        CLI_OPT_DATASET(&name, 0),
+    };
+    const cli_spec spec = {"info", usage, opts, CLI_N(opts), 0};
+    int next, rc = cli_parse(&spec, argc, argv, &next, NULL);
+    if (rc)
+        return rc == CLI_HELP ? 0 : rc;
+    info in = {name, cli_data_dir(name, data), {{0}}};
+    if ((rc = load_splits(&in)) != 0)
+        return rc;
+    print_info(&in);
+    dn_dataset_free(&in.ds[0]);
+    dn_dataset_free(&in.ds[1]);
     return 0;
 }

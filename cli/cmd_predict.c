@@ -3,9 +3,10 @@
  * image files, directories of them, or MNIST test images, printed as the
  * lecture shows them (two columns, the predicted class marked).
  */
+#include "digitnet_picture.h"
 #include "inputs.h"
+#include "options.h"
 
-#include <getopt.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -50,8 +51,6 @@ static void usage(FILE *f)
         "  digitnet predict --save-input seen.png my-digit.jpg\n");
 }
 
-enum { O_MODEL = 256, O_DATA, O_INDEX, O_RAW, O_JSON, O_SAVE };
-
 /* The PNG name for input k of n: FILE itself for a single input. */
 static void save_name(const char *base, size_t k, size_t n, char *out, size_t size)
 {
@@ -66,27 +65,25 @@ static void save_name(const char *base, size_t k, size_t n, char *out, size_t si
         snprintf(out, size, "%s-%zu.png", base, k);
 }
 
-/* "%.4f" without a minus sign on zero: the lecture prints 7: 0.0000. */
-static void fmt_logp(char *buf, size_t size, float v)
-{
-    snprintf(buf, size, "%.4f", v);
-    if (!strcmp(buf, "-0.0000"))
-        snprintf(buf, size, "0.0000");
-}
-
+/* The lecture's table for one input; a blank line first unless it is the
+ * first. */
 static void print_table(const dn_model *m, const cli_input *in, const float *lp, int k, int best,
-                        int tty)
+                        int tty, int blank)
 {
     char label[64], vals[64][24];
     int width = 0, lwidth = 0;
     for (int c = 0; c < k && c < 64; c++) {
-        fmt_logp(vals[c], sizeof vals[c], lp[c]);
-        int n = (int)strlen(vals[c]), l = (int)strlen(cli_class_label(m, c, label, sizeof label));
+        cli_fmt_logp(vals[c], sizeof vals[c], lp[c]);
+        int n = (int)strlen(vals[c]);
+        int l = (int)strlen(cli_class_label(m->dataset, c, label, sizeof label));
         width = n > width ? n : width;
         lwidth = l > lwidth ? l : lwidth;
     }
+    if (blank)
+        printf("\n");
     if (in->label >= 0)
-        printf("%s (true label %s)\n", in->name, cli_class_label(m, in->label, label, sizeof label));
+        printf("%s (true label %s)\n", in->name,
+               cli_class_label(m->dataset, in->label, label, sizeof label));
     else
         printf("%s\n", in->name);
     /* Column-major like the lecture: 0-4 on the left, 5-9 on the right. */
@@ -96,7 +93,7 @@ static void print_table(const dn_model *m, const cli_input *in, const float *lp,
             int c = r + col * rows;
             if (c >= k || c >= 64)
                 continue;
-            cli_class_label(m, c, label, sizeof label);
+            cli_class_label(m->dataset, c, label, sizeof label);
             int pad = width - (int)strlen(vals[c]);
             /* Each cell keeps two columns for the mark so the right
              * column stays aligned: "2:   0.0000 <" or "2: -19.3736  ". */
@@ -110,7 +107,8 @@ static void print_table(const dn_model *m, const cli_input *in, const float *lp,
         printf("\n");
     }
     double p = exp((double)lp[best]);
-    printf("predicted %s (%.2f %%)", cli_class_label(m, best, label, sizeof label), 100.0 * p);
+    printf("predicted %s (%.2f %%)", cli_class_label(m->dataset, best, label, sizeof label),
+           100.0 * p);
     if (in->label >= 0)
         printf(", %s", in->label == best ? "right" : "wrong");
     printf("\n");
@@ -129,7 +127,7 @@ static void print_json(const dn_model *m, const cli_input *in, const float *lp, 
         json_array_append_new(arr, json_real(lp[c]));
     json_object_set_new(o, "log_probs", arr);
     json_object_set_new(o, "predicted", json_integer(best));
-    json_object_set_new(o, "class", json_string(cli_class_label(m, best, label, sizeof label)));
+    json_object_set_new(o, "class", json_string(cli_class_label(m->dataset, best, label, sizeof label)));
     json_object_set_new(o, "probability", json_real(exp((double)lp[best])));
     if (in->prepped) {
         json_t *pp = json_object();
@@ -156,151 +154,155 @@ static void print_json_error(const char *name, const char *msg)
     json_decref(o);
 }
 
-int cmd_predict(int argc, char **argv)
+/* What the command was asked. */
+typedef struct predict_opts {
+    const char *model, *data, *save;
+    int raw, json;
+    long *idx;              /* (n_idx) --mnist-index values */
+    size_t n_idx;
+} predict_opts;
+
+/* --mnist-index N or N,N,...; may be given again. */
+static int parse_indices(const char *cmd, const char *value, void *target)
 {
-    static const struct option longopts[] = {
-        {"model", required_argument, NULL, O_MODEL},
-        {"data", required_argument, NULL, O_DATA},
-        {"mnist-index", required_argument, NULL, O_INDEX},
-        {"raw", no_argument, NULL, O_RAW},
-        {"json", no_argument, NULL, O_JSON},
-        {"save-input", required_argument, NULL, O_SAVE},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+    predict_opts *o = target;
+    if (cli_parse_index_list(value, 9999999, &o->idx, &o->n_idx) != 0)
+        return cli_usage(cmd, "--mnist-index wants N or a list N,N,... of numbers >= 0, not '%s'",
+                         value);
+    return 0;
+}
+
+static int parse(int argc, char **argv, predict_opts *o, int *next)
+{
+    const cli_opt opts[] = {
+        CLI_OPT_MODEL(&o->model),
+        CLI_OPT_DATA(&o->data),
+        {.name = "mnist-index", .kind = CLI_CUSTOM, .target = o, .parse = parse_indices},
+        CLI_OPT_RAW(&o->raw),
+        CLI_OPT_JSON(&o->json),
+        {.name = "save-input", .kind = CLI_STRING, .target = &o->save},
     };
-    const char *model_arg = NULL, *data_arg = NULL, *save = NULL;
-    int raw = 0, json = 0, c;
-    long *idx = NULL;
-    size_t n_idx = 0;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        switch (c) {
-        case O_MODEL: model_arg = optarg; break;
-        case O_DATA: data_arg = optarg; break;
-        case O_INDEX:
-            if (cli_parse_index_list(optarg, 9999999, &idx, &n_idx) != 0) {
-                free(idx);
-                return cli_usage("predict", "--mnist-index wants N or a list N,N,... of "
-                                            "numbers >= 0, not '%s'", optarg);
-            }
-            break;
-        case O_RAW: raw = 1; break;
-        case O_JSON: json = 1; break;
-        case O_SAVE: save = optarg; break;
-        case 'h':
-            free(idx);
-            usage(stdout);
-            return 0;
-        case ':':
-            free(idx);
-            return cli_usage("predict", "%s needs a value", argv[optind - 1]);
-        default:
-            free(idx);
-            return cli_usage("predict", "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind >= argc && n_idx == 0) {
-        free(idx);
+    const cli_spec spec = {"predict", usage, opts, CLI_N(opts), 1};
+    int rc = cli_parse(&spec, argc, argv, next, NULL);
+    if (!rc && *next >= argc && o->n_idx == 0)
         return cli_usage("predict", "give an image, a directory or --mnist-index N");
-    }
+    return rc;
+}
 
-    dn_model *m = cli_load_model(model_arg);
-    if (!m) {
-        free(idx);
-        return CLI_EXIT_FAIL;
-    }
-    int as_raw = cli_images_raw(m, raw);
-    dn_dataset ds;
-    memset(&ds, 0, sizeof ds);
+/* Every file argument in order, a directory replaced by its images.
+ * Returns 0, or CLI_EXIT_FAIL when an argument failed (after its error
+ * line; the others are still listed). */
+static int list_files(char **args, int n_args, char ***paths, size_t *n_paths)
+{
+    size_t cap = 0;
+    int rc = 0;
     dn_error err = {0};
-    int status = 0;
-    if (n_idx && cli_load_test_set(m, data_arg, &ds) != 0) {
-        free(idx);
-        dn_model_free(m);
-        return CLI_EXIT_FAIL;
-    }
-
-    /* Every input in order: MNIST indices, then files and directories. */
-    size_t n_paths = 0, cap = 0;
-    char **paths = NULL;
-    for (int a = optind; a < argc; a++) {
+    for (int a = 0; a < n_args; a++) {
         struct stat st;
         char **list = NULL;
         size_t n = 0;
-        if (stat(argv[a], &st) == 0 && S_ISDIR(st.st_mode)) {
-            if (cli_list_images(argv[a], &list, &n, &err) != DN_OK) {
-                cli_fail_err(&err);
-                status = CLI_EXIT_FAIL;
+        if (stat(args[a], &st) == 0 && S_ISDIR(st.st_mode)) {
+            if (cli_list_images(args[a], &list, &n, &err) != DN_OK) {
+                rc = cli_fail_err(&err);
                 continue;
             }
-        } else {
-            list = malloc(sizeof *list);
-            if (list && (list[0] = strdup(argv[a])))
-                n = 1;
+        } else if ((list = malloc(sizeof *list)) && (list[0] = strdup(args[a]))) {
+            n = 1;
         }
-        if (n_paths + n > cap) {
-            cap = 2 * (n_paths + n);
-            char **np = realloc(paths, cap * sizeof *np);
+        if (*n_paths + n > cap) {
+            cap = 2 * (*n_paths + n);
+            char **np = realloc(*paths, cap * sizeof *np);
             if (!np) {
                 cli_free_list(list, n);
-                status = cli_fail("out of memory");
-                break;
+                return cli_fail("out of memory");
             }
-            paths = np;
+            *paths = np;
         }
-        memcpy(paths + n_paths, list, n * sizeof *list);
-        n_paths += n;
+        memcpy(*paths + *n_paths, list, n * sizeof *list);
+        *n_paths += n;
         free(list);
     }
+    return rc;
+}
 
+/* Writes the 28x28 the network sees for input i of total. */
+static int save_input(const char *base, size_t i, size_t total, const cli_input *in)
+{
+    char path[4096];
+    uint8_t px[DN_IMAGE_SIDE * DN_IMAGE_SIDE];
+    for (int p = 0; p < DN_IMAGE_SIDE * DN_IMAGE_SIDE; p++)
+        px[p] = (uint8_t)lrintf(in->raw[p] * 255.0f);
+    save_name(base, i, total, path, sizeof path);
+    dn_error err = {0};
+    if (dn_png_write(path, px, DN_IMAGE_SIDE, DN_IMAGE_SIDE, 1, &err) != DN_OK)
+        return cli_fail_err(&err);
+    return 0;
+}
+
+/* Each input in order (the MNIST indices, then the files): prepared, run
+ * and printed. Returns 0, or CLI_EXIT_FAIL if any failed. */
+static int predict_all(const predict_opts *o, const dn_model *m, const dn_dataset *ds,
+                       char **paths, size_t n_paths)
+{
     dn_work *w = dn_work_new(m, 1);
     if (!w)
-        status = cli_fail("out of memory for the model's workspace");
-    int tty = !json && cli_stdout_is_tty();
-    size_t total = n_idx + n_paths, shown = 0;
-    for (size_t i = 0; w && i < total; i++) {
+        return cli_fail("out of memory for the model's workspace");
+    int rc = 0, tty = !o->json && cli_stdout_is_tty(), as_raw = cli_images_raw(m, o->raw);
+    size_t total = o->n_idx + n_paths, shown = 0;
+    for (size_t i = 0; i < total; i++) {
         cli_input in;
-        dn_status st = i < n_idx ? cli_input_mnist(&in, &ds, idx[i], &err)
-                                 : cli_input_image(&in, paths[i - n_idx], as_raw, &err);
+        dn_error err = {0};
+        dn_status st = i < o->n_idx ? cli_input_mnist(&in, ds, o->idx[i], &err)
+                                    : cli_input_image(&in, paths[i - o->n_idx], as_raw, &err);
         if (st != DN_OK) {
-            if (json)
-                print_json_error(i < n_idx ? "mnist" : paths[i - n_idx], err.msg);
+            if (o->json)
+                print_json_error(i < o->n_idx ? "mnist" : paths[i - o->n_idx], err.msg);
             fflush(stdout);
-            cli_fail_err(&err);
-            status = CLI_EXIT_FAIL;
+            rc = cli_fail_err(&err);
             continue;
         }
-        if (save) {
-            char path[4096];
-            uint8_t px[DN_IMAGE_SIDE * DN_IMAGE_SIDE];
-            for (int p = 0; p < DN_IMAGE_SIDE * DN_IMAGE_SIDE; p++)
-                px[p] = (uint8_t)lrintf(in.raw[p] * 255.0f);
-            save_name(save, i, total, path, sizeof path);
-            if (dn_png_write(path, px, DN_IMAGE_SIDE, DN_IMAGE_SIDE, 1, &err) != DN_OK) {
-                cli_fail_err(&err);
-                status = CLI_EXIT_FAIL;
-            }
-        }
+        if (o->save && save_input(o->save, i, total, &in) != 0)
+            rc = CLI_EXIT_FAIL;
         const float *lp = cli_forward_one(m, w, &in);
         if (!lp) {
-            status = cli_fail("%s: the model's forward pass failed", in.name);
+            rc = cli_fail("%s: the model's forward pass failed", in.name);
             continue;
         }
-        int k = dn_model_classes(m), best = cli_argmax(lp, k);
-        if (json) {
+        int k = dn_model_classes(m), best = dn_argmax(lp, k);
+        if (o->json)
             print_json(m, &in, lp, k, best);
-        } else {
-            if (shown++)
-                printf("\n");
-            print_table(m, &in, lp, k, best, tty);
-        }
+        else
+            print_table(m, &in, lp, k, best, tty, shown++ > 0);
         fflush(stdout);
     }
     dn_work_free(w);
+    return rc;
+}
+
+int cmd_predict(int argc, char **argv)
+{
+    predict_opts o;
+    memset(&o, 0, sizeof o);
+    int next, rc = parse(argc, argv, &o, &next);
+    dn_model *m = NULL;
+    dn_dataset ds;
+    memset(&ds, 0, sizeof ds);
+    char **paths = NULL;
+    size_t n_paths = 0;
+    if (rc)
+        goto done;
+    if (!(m = cli_load_model(o.model)) ||
+        (o.n_idx && cli_load_test_set(m, o.data, &ds) != 0)) {
+        rc = CLI_EXIT_FAIL;
+        goto done;
+    }
+    rc = list_files(argv + next, argc - next, &paths, &n_paths);
+    if (predict_all(&o, m, &ds, paths, n_paths) != 0)
+        rc = CLI_EXIT_FAIL;
+done:
     cli_free_list(paths, n_paths);
-    free(idx);
+    free(o.idx);
     dn_dataset_free(&ds);
     dn_model_free(m);
-    return status;
+    return rc == CLI_HELP ? 0 : rc;
 }

@@ -7,10 +7,10 @@
  * one file plus the pictures of the mistakes, and opens without a server.
  */
 #include "inputs.h"
+#include "metrics_file.h"
+#include "options.h"
+#include "page.h"
 
-#include <errno.h>
-#include <getopt.h>
-#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,93 +45,7 @@ static void usage(FILE *f)
         "  digitnet report --metrics run.jsonl --model run.safetensors --out r --top 48\n");
 }
 
-enum { O_MODEL = 256, O_DATA, O_METRICS, O_OUT, O_TOP, O_THREADS, O_LIMIT };
-
-/* One epoch of the metrics file; NAN where a figure is missing or null. */
-typedef struct epoch_row {
-    double epoch, lr, train_loss, test_loss, test_acc, test_acc_se, seconds;
-} epoch_row;
-
-static double num(json_t *o, const char *key)
-{
-    json_t *v = json_object_get(o, key);
-    return json_is_number(v) ? json_number_value(v) : NAN;
-}
-
-static int cmp_epoch(const void *a, const void *b)
-{
-    double x = ((const epoch_row *)a)->epoch, y = ((const epoch_row *)b)->epoch;
-    return (x > y) - (x < y);
-}
-
-/* Reads the metrics file; a later line for the same epoch (a resumed run)
- * replaces an earlier one. Returns the number of rows, or -1 after
- * printing an error. *split gets the evaluation split's name. */
-static int read_metrics(const char *path, epoch_row **rows, char *split, size_t split_size)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        cli_fail("cannot read metrics file '%s': %s", path, strerror(errno));
-        return -1;
-    }
-    epoch_row *v = NULL;
-    int n = 0, cap = 0, line_no = 0;
-    char *line = NULL;
-    size_t lcap = 0;
-    ssize_t len;
-    while ((len = getline(&line, &lcap, f)) != -1) {
-        line_no++;
-        size_t i = 0;
-        while (line[i] == ' ' || line[i] == '\t' || line[i] == '\r' || line[i] == '\n')
-            i++;
-        if (!line[i])
-            continue;
-        json_error_t je;
-        json_t *o = json_loads(line, 0, &je);
-        if (!json_is_object(o) || !isfinite(num(o, "epoch"))) {
-            cli_fail("%s:%d: not a metrics line (a JSON object with \"epoch\"): %s", path,
-                     line_no, o ? "no epoch" : je.text);
-            json_decref(o);
-            free(line);
-            free(v);
-            fclose(f);
-            return -1;
-        }
-        epoch_row r = {num(o, "epoch"),    num(o, "lr"),          num(o, "train_loss"),
-                       num(o, "test_loss"), num(o, "test_acc"),   num(o, "test_acc_se"),
-                       num(o, "seconds")};
-        const char *sp = json_string_value(json_object_get(o, "split"));
-        if (sp && strcmp(sp, "none"))
-            snprintf(split, split_size, "%s", sp);
-        json_decref(o);
-        int j = 0;
-        while (j < n && v[j].epoch != r.epoch)
-            j++;
-        if (j == n) {
-            if (n == cap) {
-                cap = cap ? 2 * cap : 32;
-                epoch_row *nv = realloc(v, (size_t)cap * sizeof *nv);
-                if (!nv) {
-                    free(line);
-                    free(v);
-                    fclose(f);
-                    cli_fail("out of memory reading %s", path);
-                    return -1;
-                }
-                v = nv;
-            }
-            n++;
-        }
-        v[j] = r;
-    }
-    free(line);
-    fclose(f);
-    qsort(v, (size_t)n, sizeof *v, cmp_epoch);
-    *rows = v;
-    return n;
-}
-
-static void curves(dn_text *t, const epoch_row *r, int n, const char *split)
+static void curves(dn_text *t, const cli_epoch_row *r, int n, const char *split)
 {
     double *x = malloc((size_t)n * 7 * sizeof *x);
     if (!x) {
@@ -159,7 +73,7 @@ static void curves(dn_text *t, const epoch_row *r, int n, const char *split)
     dn_series accs = {al, x, acc, se, n, 0x2CA02C};
     dn_series lrs = {"learning rate", x, lr, NULL, n, 0x7F7F7F};
     dn_text_printf(t, "<h2>Training</h2>\n<p>%d epochs, %.0f s of training in all.", n, total_s);
-    const epoch_row *last = &r[n - 1];
+    const cli_epoch_row *last = &r[n - 1];
     if (isfinite(last->test_acc))
         dn_text_printf(t, " After epoch %.0f: %s accuracy <b>%.2f &plusmn; %.2f %%</b>, %s loss "
                           "%.4f.", last->epoch, split, 100 * last->test_acc,
@@ -183,64 +97,6 @@ static uint32_t heat(double share)
     return (uint32_t)(r << 16 | g << 8 | b);
 }
 
-static void confusion(dn_text *t, const dn_model *m, const size_t *cm, int k, size_t n)
-{
-    char label[64];
-    size_t right = 0;
-    for (int i = 0; i < k; i++)
-        right += cm[i * k + i];
-    dn_text_printf(t, "<h2>Confusion matrix</h2>\n<p>%zu test images, %zu right (%.2f %%). Row: "
-                      "the true class; column: the predicted class; each cell the count, "
-                      "shaded by its share of the row. Recall is the row's diagonal share, "
-                      "precision the column's.</p>\n<table class=\"cm\">\n<tr><th>true \\ "
-                      "predicted</th>",
-                   n, right, n ? 100.0 * right / n : 0.0);
-    for (int j = 0; j < k; j++) {
-        dn_text_printf(t, "<th>");
-        dn_text_html(t, cli_class_label(m, j, label, sizeof label));
-        dn_text_printf(t, "</th>");
-    }
-    dn_text_printf(t, "<th>recall</th></tr>\n");
-    for (int i = 0; i < k; i++) {
-        size_t row = 0;
-        for (int j = 0; j < k; j++)
-            row += cm[i * k + j];
-        dn_text_printf(t, "<tr><th>");
-        dn_text_html(t, cli_class_label(m, i, label, sizeof label));
-        dn_text_printf(t, "</th>");
-        for (int j = 0; j < k; j++) {
-            size_t c = cm[i * k + j];
-            double share = row ? (double)c / row : 0;
-            uint32_t bg = heat(share);
-            dn_text_printf(t, "<td style=\"background:#%06X;color:%s\"%s>%zu</td>", (unsigned)bg,
-                           share > 0.3 ? "#fff" : "#222", i == j ? " class=\"diag\"" : "", c);
-        }
-        dn_text_printf(t, "<td class=\"sum\">%.2f %%</td></tr>\n",
-                       row ? 100.0 * cm[i * k + i] / row : 0.0);
-    }
-    dn_text_printf(t, "<tr><th>precision</th>");
-    for (int j = 0; j < k; j++) {
-        size_t col = 0;
-        for (int i = 0; i < k; i++)
-            col += cm[i * k + j];
-        dn_text_printf(t, "<td class=\"sum\">%.1f %%</td>", col ? 100.0 * cm[j * k + j] / col : 0.0);
-    }
-    dn_text_printf(t, "<td></td></tr>\n</table>\n");
-}
-
-typedef struct miss {
-    size_t i;
-    float loss;
-} miss;
-
-static int cmp_miss(const void *a, const void *b)
-{
-    const miss *x = a, *y = b;
-    if (x->loss != y->loss)
-        return x->loss < y->loss ? 1 : -1;
-    return (x->i > y->i) - (x->i < y->i);
-}
-
 static const char *style_css =
     "body{font-family:sans-serif;margin:24px;color:#222;background:#f6f6f6;max-width:1240px}\n"
     "h1{font-size:1.4em;margin:0 0 4px}h2{font-size:1.15em;margin:22px 0 6px}\n"
@@ -256,190 +112,259 @@ static const char *style_css =
     ".miss img{display:block;margin:0 auto 4px;image-rendering:pixelated}\n"
     ".miss b{color:#B2182B}\n";
 
+/* What the command was asked. */
+typedef struct report_opts {
+    const char *model, *data, *metrics, *out;
+    long top, threads, limit;
+} report_opts;
+
+/* A misclassified test image and its loss. */
+typedef struct miss {
+    size_t i;
+    float loss;
+} miss;
+
+/* What the page shows. */
+typedef struct report {
+    const char *model_path;
+    const char *metrics;        /* the metrics file read, or NULL */
+    char default_metrics[4096]; /* MODEL.metrics.jsonl */
+    cli_epoch_row *rows;        /* (n_rows) one per epoch */
+    int n_rows;
+    char split[16];             /* what the epochs were evaluated on */
+    dn_model *m;
+    dn_dataset ds;
+    size_t n_eval;              /* the first n_eval test images */
+    int k;                      /* classes */
+    float *lp;                  /* (n_eval, k) log-probabilities */
+    double loss, acc, se;
+    size_t correct;
+    size_t *cm;                 /* (k, k) confusion matrix */
+    dn_class_scores *scores;    /* (k) */
+    miss *misses;               /* (n_miss) worst first */
+    size_t n_miss;
+} report;
+
+static void report_free(report *r)
+{
+    free(r->rows);
+    free(r->lp);
+    free(r->cm);
+    free(r->scores);
+    free(r->misses);
+    dn_dataset_free(&r->ds);
+    dn_model_free(r->m);
+}
+
+static int parse(int argc, char **argv, report_opts *o)
+{
+    const cli_opt opts[] = {
+        CLI_OPT_MODEL(&o->model),
+        CLI_OPT_DATA(&o->data),
+        {.name = "metrics", .kind = CLI_STRING, .target = &o->metrics},
+        CLI_OPT_OUT(&o->out),
+        {.name = "top", .kind = CLI_LONG, .target = &o->top, .min = 0, .max = 1000,
+         .bad = "--top wants a number from 0 to 1000, not '%s'"},
+        CLI_OPT_THREADS(&o->threads),
+        CLI_OPT_LIMIT(&o->limit, 0),
+    };
+    const cli_spec spec = {"report", usage, opts, CLI_N(opts), 0};
+    int next, rc = cli_parse(&spec, argc, argv, &next, NULL);
+    if (!rc && !o->out)
+        return cli_usage("report", "--out DIR is needed");
+    return rc;
+}
+
+/* The training curves: the metrics file given, or MODEL.metrics.jsonl
+ * when it exists. */
+static int load_curves(const report_opts *o, report *r)
+{
+    r->model_path = cli_model_path(o->model);
+    r->metrics = o->metrics;
+    snprintf(r->split, sizeof r->split, "test");
+    if (!r->metrics) {
+        struct stat st;
+        snprintf(r->default_metrics, sizeof r->default_metrics, "%s.metrics.jsonl",
+                 r->model_path);
+        if (stat(r->default_metrics, &st) == 0)
+            r->metrics = r->default_metrics;
+    }
+    if (r->metrics &&
+        (r->n_rows = cli_metrics_read(r->metrics, &r->rows, r->split, sizeof r->split)) < 0)
+        return CLI_EXIT_FAIL;
+    return 0;
+}
+
+static int cmp_miss(const void *a, const void *b)
+{
+    const miss *x = a, *y = b;
+    if (x->loss != y->loss)
+        return x->loss < y->loss ? 1 : -1;
+    return (x->i > y->i) - (x->i < y->i);
+}
+
+/* The model on the test set: accuracy, confusion matrix, per-class scores
+ * and the mistakes, worst (highest loss) first. */
+static int evaluate(const report_opts *o, report *r)
+{
+    dn_error err = {0};
+    int rc;
+    if (!(r->m = cli_load_model(o->model)))
+        return CLI_EXIT_FAIL;
+    if ((rc = cli_load_test_set(r->m, o->data, &r->ds)) != 0 ||
+        (rc = cli_make_out_dir(o->out)) != 0)
+        return rc;
+    int k = r->k = dn_model_classes(r->m);
+    r->n_eval = o->limit > 0 && (size_t)o->limit < r->ds.n ? (size_t)o->limit : r->ds.n;
+    r->lp = malloc(r->n_eval * (size_t)k * sizeof *r->lp);
+    r->cm = calloc((size_t)k * (size_t)k, sizeof *r->cm);
+    r->scores = calloc((size_t)k, sizeof *r->scores);
+    r->misses = malloc(r->n_eval * sizeof *r->misses);
+    if (!r->lp || !r->cm || !r->scores || !r->misses)
+        return cli_fail("out of memory for %zu test images", r->n_eval);
+    if (dn_evaluate(r->m, &r->ds, 0, r->n_eval, (int)o->threads, 250, r->lp, &r->loss,
+                    &r->correct, &err) != DN_OK)
+        return cli_fail_err(&err);
+    r->acc = dn_accuracy(r->correct, r->n_eval, &r->se);
+    dn_confusion_add(r->cm, k, r->lp, r->ds.labels, r->n_eval);
+    dn_class_scores_of(r->cm, k, r->scores);
+    for (size_t i = 0; i < r->n_eval; i++) {
+        const float *l = r->lp + i * (size_t)k;
+        int y = r->ds.labels[i];
+        if (dn_argmax(l, k) != y)
+            r->misses[r->n_miss++] = (miss){i, -l[y < k ? y : 0]};
+    }
+    qsort(r->misses, r->n_miss, sizeof *r->misses, cmp_miss);
+    return 0;
+}
+
+/* The heading: the model and how it did on the test images. */
+static void page_head(dn_text *t, const report *r)
+{
+    cli_page_open(t, "digitnet report: ", r->model_path, style_css);
+    dn_text_printf(t, "<h1>digitnet report: ");
+    dn_text_html(t, r->model_path);
+    dn_text_printf(t, "</h1>\n<p>Model <code>");
+    dn_text_html(t, r->m->spec);
+    char set[96];
+    if (r->n_eval < r->ds.n)
+        snprintf(set, sizeof set, "the first %zu of %zu test images", r->n_eval, r->ds.n);
+    else
+        snprintf(set, sizeof set, "%zu test images", r->n_eval);
+    dn_text_printf(t, "</code>, %zu parameters, %s. On %s: accuracy <b>%.2f &plusmn; %.2f "
+                      "%%</b>, mean loss %.4f.</p>\n",
+                   r->m->n_params, r->m->dataset, set, 100 * r->acc, 100 * r->se, r->loss);
+}
+
+static void training(dn_text *t, const report *r)
+{
+    if (r->n_rows > 0) {
+        curves(t, r->rows, r->n_rows, r->split);
+        return;
+    }
+    dn_text_printf(t, "<h2>Training</h2>\n<p>No training curves: ");
+    if (r->metrics)
+        dn_text_printf(t, "the metrics file <code>");
+    else
+        dn_text_printf(t, "no metrics file was given and <code>");
+    dn_text_html(t, r->metrics ? r->metrics : r->default_metrics);
+    dn_text_printf(t, "</code> %s.</p>\n", r->metrics ? "has no epochs" : "does not exist");
+}
+
+/* The confusion matrix as a table shaded by each cell's share of its row,
+ * with recall at the end of each row and precision under each column. */
+static void confusion(dn_text *t, const report *r)
+{
+    char label[64];
+    int k = r->k;
+    dn_text_printf(t, "<h2>Confusion matrix</h2>\n<p>%zu test images, %zu right (%.2f %%). Row: "
+                      "the true class; column: the predicted class; each cell the count, "
+                      "shaded by its share of the row. Recall is the row's diagonal share, "
+                      "precision the column's.</p>\n<table class=\"cm\">\n<tr><th>true \\ "
+                      "predicted</th>",
+                   r->n_eval, r->correct, 100 * r->acc);
+    for (int j = 0; j < k; j++) {
+        dn_text_printf(t, "<th>");
+        dn_text_html(t, cli_class_label(r->m->dataset, j, label, sizeof label));
+        dn_text_printf(t, "</th>");
+    }
+    dn_text_printf(t, "<th>recall</th></tr>\n");
+    for (int i = 0; i < k; i++) {
+        size_t row = r->scores[i].support;
+        dn_text_printf(t, "<tr><th>");
+        dn_text_html(t, cli_class_label(r->m->dataset, i, label, sizeof label));
+        dn_text_printf(t, "</th>");
+        for (int j = 0; j < k; j++) {
+            size_t c = r->cm[i * k + j];
+            double share = row ? (double)c / row : 0;
+            dn_text_printf(t, "<td style=\"background:#%06X;color:%s\"%s>%zu</td>",
+                           (unsigned)heat(share), share > 0.3 ? "#fff" : "#222",
+                           i == j ? " class=\"diag\"" : "", c);
+        }
+        dn_text_printf(t, "<td class=\"sum\">%.2f %%</td></tr>\n", 100 * r->scores[i].recall);
+    }
+    dn_text_printf(t, "<tr><th>precision</th>");
+    for (int j = 0; j < k; j++)
+        dn_text_printf(t, "<td class=\"sum\">%.1f %%</td>", 100 * r->scores[j].precision);
+    dn_text_printf(t, "<td></td></tr>\n</table>\n");
+}
+
+/* The worst mistakes, each as a picture written to the page's directory. */
+static int mistakes(dn_text *t, const report *r, const char *out, size_t shown)
+{
+    const int side = DN_IMAGE_SIDE, zoom = 4;
+    dn_text_printf(t, "<h2>The %zu worst mistakes</h2>\n<p>%zu of %zu test images are "
+                      "classified wrong. These have the highest loss, &minus;log p(true "
+                      "class): the model was most sure of a wrong answer. Each is the 28x28 "
+                      "image shown 4x.</p>\n<div>\n",
+                   shown, r->n_miss, r->n_eval);
+    for (size_t w = 0; w < shown; w++) {
+        size_t i = r->misses[w].i;
+        const float *l = r->lp + i * (size_t)r->k;
+        int p = dn_argmax(l, r->k), y = r->ds.labels[i];
+        char file[64], tl[64], pl[64];
+        snprintf(file, sizeof file, "wrong-%02zu.png", w + 1);
+        float px[DN_IMAGE_SIDE * DN_IMAGE_SIDE];
+        for (int q = 0; q < side * side; q++)
+            px[q] = r->ds.images[i * (size_t)(side * side) + (size_t)q] / 255.0f;
+        dn_grid g = dn_grid_layout(1, side, side, 1, zoom, 0);
+        int rc = cli_grid_png(out, file, &g, px, 0, 1, DN_CMAP_GREY);
+        if (rc)
+            return rc;
+        dn_text_printf(t, "<div class=\"miss\"><img src=\"%s\" width=\"%d\" height=\"%d\" "
+                          "alt=\"test image %zu\">#%zu: true ", file, g.width, g.height, i, i);
+        dn_text_html(t, cli_class_label(r->m->dataset, y, tl, sizeof tl));
+        dn_text_printf(t, "<br>predicted <b>");
+        dn_text_html(t, cli_class_label(r->m->dataset, p, pl, sizeof pl));
+        dn_text_printf(t, "</b><br>p %.1f&nbsp;%%, loss %.2f</div>\n",
+                       100.0 * exp((double)l[p]), r->misses[w].loss);
+    }
+    dn_text_printf(t, "</div>\n");
+    return 0;
+}
+
 int cmd_report(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"model", required_argument, NULL, O_MODEL},
-        {"data", required_argument, NULL, O_DATA},
-        {"metrics", required_argument, NULL, O_METRICS},
-        {"out", required_argument, NULL, O_OUT},
-        {"top", required_argument, NULL, O_TOP},
-        {"threads", required_argument, NULL, O_THREADS},
-        {"limit", required_argument, NULL, O_LIMIT},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *model_arg = NULL, *data_arg = NULL, *metrics = NULL, *out = NULL;
-    long top = 24, threads = 0, limit = 0;
-    int c;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        switch (c) {
-        case O_MODEL: model_arg = optarg; break;
-        case O_DATA: data_arg = optarg; break;
-        case O_METRICS: metrics = optarg; break;
-        case O_OUT: out = optarg; break;
-        case O_TOP:
-            if (cli_parse_long(optarg, 0, 1000, &top) != 0)
-                return cli_usage("report", "--top wants a number from 0 to 1000, not '%s'",
-                                 optarg);
-            break;
-        case O_THREADS:
-            if (cli_parse_long(optarg, 0, 256, &threads) != 0)
-                return cli_usage("report", "--threads wants a number from 0 to 256, not '%s'",
-                                 optarg);
-            break;
-        case O_LIMIT:
-            if (cli_parse_long(optarg, 1, 100000000, &limit) != 0)
-                return cli_usage("report", "--limit wants a number >= 1, not '%s'", optarg);
-            break;
-        case 'h': usage(stdout); return 0;
-        case ':': return cli_usage("report", "%s needs a value", argv[optind - 1]);
-        default: return cli_usage("report", "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_usage("report", "unexpected argument '%s'", argv[optind]);
-    if (!out)
-        return cli_usage("report", "--out DIR is needed");
-
-    const char *model_path = cli_model_path(model_arg);
-    char default_metrics[4096];
-    if (!metrics) {
-        struct stat st;
-        snprintf(default_metrics, sizeof default_metrics, "%s.metrics.jsonl", model_path);
-        if (stat(default_metrics, &st) == 0)
-            metrics = default_metrics;
-    }
-    epoch_row *rows = NULL;
-    char split[16] = "test";
-    int n_rows = 0;
-    if (metrics && (n_rows = read_metrics(metrics, &rows, split, sizeof split)) < 0)
-        return CLI_EXIT_FAIL;
-
-    dn_model *m = cli_load_model(model_arg);
-    if (!m) {
-        free(rows);
-        return CLI_EXIT_FAIL;
-    }
-    int status = 0, k = dn_model_classes(m);
-    dn_error err = {0};
-    dn_dataset ds;
-    memset(&ds, 0, sizeof ds);
-    float *lp = NULL;
-    size_t *cm = NULL;
-    miss *misses = NULL;
+    report_opts o = {.top = 24};
+    int rc = parse(argc, argv, &o);
+    if (rc)
+        return rc == CLI_HELP ? 0 : rc;
+    report r;
+    memset(&r, 0, sizeof r);
     dn_text t = {0};
-    if ((status = cli_load_test_set(m, data_arg, &ds)) != 0)
-        goto done;
-    size_t n_eval = limit > 0 && (size_t)limit < ds.n ? (size_t)limit : ds.n;
-    if ((status = cli_make_out_dir(out)) != 0)
-        goto done;
-    lp = malloc(n_eval * (size_t)k * sizeof *lp); /* (n, classes) */
-    cm = calloc((size_t)k * (size_t)k, sizeof *cm);
-    misses = malloc(n_eval * sizeof *misses);
-    if (!lp || !cm || !misses) {
-        status = cli_fail("out of memory for %zu test images", n_eval);
-        goto done;
+    size_t shown = 0;
+    char path[4096];
+    if ((rc = load_curves(&o, &r)) == 0 && (rc = evaluate(&o, &r)) == 0) {
+        shown = r.n_miss < (size_t)o.top ? r.n_miss : (size_t)o.top;
+        page_head(&t, &r);
+        training(&t, &r);
+        confusion(&t, &r);
+        rc = mistakes(&t, &r, o.out, shown);
     }
-    double loss = 0;
-    size_t correct = 0;
-    if (dn_evaluate(m, &ds, 0, n_eval, (int)threads, 250, lp, &loss, &correct, &err) != DN_OK) {
-        status = cli_fail_err(&err);
-        goto done;
-    }
-    size_t n_miss = 0;
-    for (size_t i = 0; i < n_eval; i++) {
-        int p = cli_argmax(lp + i * (size_t)k, k), y = ds.labels[i];
-        if (y < k)
-            cm[y * k + p]++;
-        if (p != y)
-            misses[n_miss++] = (miss){i, -lp[i * (size_t)k + (y < k ? y : 0)]};
-    }
-    qsort(misses, n_miss, sizeof *misses, cmp_miss);
-
-    dn_text_printf(&t, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-                       "<title>digitnet report: ");
-    dn_text_html(&t, model_path);
-    dn_text_printf(&t, "</title>\n<style>\n%s</style>\n</head>\n<body>\n<h1>digitnet report: ",
-                   style_css);
-    dn_text_html(&t, model_path);
-    dn_text_printf(&t, "</h1>\n<p>Model <code>");
-    dn_text_html(&t, m->spec);
-    char set[96];
-    if (n_eval < ds.n)
-        snprintf(set, sizeof set, "the first %zu of %zu test images", n_eval, ds.n);
-    else
-        snprintf(set, sizeof set, "%zu test images", n_eval);
-    dn_text_printf(&t, "</code>, %zu parameters, %s. On %s: accuracy <b>%.2f &plusmn; %.2f "
-                       "%%</b>, mean loss %.4f.</p>\n",
-                   m->n_params, m->dataset, set, 100.0 * correct / n_eval,
-                   100.0 * sqrt((double)correct / n_eval * (1 - (double)correct / n_eval) /
-                                n_eval),
-                   loss);
-    if (n_rows > 0) {
-        curves(&t, rows, n_rows, split);
-    } else {
-        dn_text_printf(&t, "<h2>Training</h2>\n<p>No training curves: ");
-        if (metrics)
-            dn_text_printf(&t, "the metrics file <code>");
-        else
-            dn_text_printf(&t, "no metrics file was given and <code>");
-        dn_text_html(&t, metrics ? metrics : default_metrics);
-        dn_text_printf(&t, "</code> %s.</p>\n", metrics ? "has no epochs" : "does not exist");
-    }
-    confusion(&t, m, cm, k, n_eval);
-
-    size_t shown = n_miss < (size_t)top ? n_miss : (size_t)top;
-    dn_text_printf(&t, "<h2>The %zu worst mistakes</h2>\n<p>%zu of %zu test images are "
-                       "classified wrong. These have the highest loss, &minus;log p(true "
-                       "class): the model was most sure of a wrong answer. Each is the 28x28 "
-                       "image shown 4x.</p>\n<div>\n",
-                   shown, n_miss, n_eval);
-    for (size_t r = 0; r < shown && !status; r++) {
-        size_t i = misses[r].i;
-        const float *l = lp + i * (size_t)k;
-        int p = cli_argmax(l, k), y = ds.labels[i];
-        char file[64], path[4096], tl[64], pl[64];
-        snprintf(file, sizeof file, "wrong-%02zu.png", r + 1);
-        snprintf(path, sizeof path, "%s/%s", out, file);
-        float px[DN_IMAGE_SIDE * DN_IMAGE_SIDE];
-        for (int q = 0; q < DN_IMAGE_SIDE * DN_IMAGE_SIDE; q++)
-            px[q] = ds.images[i * DN_IMAGE_SIDE * DN_IMAGE_SIDE + (size_t)q] / 255.0f;
-        dn_grid g = dn_grid_layout(1, DN_IMAGE_SIDE, DN_IMAGE_SIDE, 1, 4, 0);
-        dn_canvas cv;
-        if (dn_grid_draw(&g, px, 0, 1, DN_CMAP_GREY, &cv, &err) != DN_OK ||
-            dn_canvas_write_png(&cv, path, &err) != DN_OK)
-            status = cli_fail_err(&err);
-        dn_canvas_free(&cv);
-        dn_text_printf(&t, "<div class=\"miss\"><img src=\"%s\" width=\"%d\" height=\"%d\" "
-                           "alt=\"test image %zu\">#%zu: true ", file, g.width, g.height, i, i);
-        dn_text_html(&t, cli_class_label(m, y, tl, sizeof tl));
-        dn_text_printf(&t, "<br>predicted <b>");
-        dn_text_html(&t, cli_class_label(m, p, pl, sizeof pl));
-        dn_text_printf(&t, "</b><br>p %.1f&nbsp;%%, loss %.2f</div>\n",
-                       100.0 * exp((double)l[p]), misses[r].loss);
-    }
-    dn_text_printf(&t, "</div>\n</body>\n</html>\n");
-    if (!status) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/index.html", out);
-        if (t.oom)
-            status = cli_fail("out of memory writing %s", path);
-        else if (dn_file_write_atomic(path, t.s, t.len, &err) != DN_OK)
-            status = cli_fail_err(&err);
-        else
-            printf("wrote %s (test accuracy %.2f %%, %zu mistakes, %zu shown)\n", path,
-                   100.0 * correct / n_eval, n_miss, shown);
-    }
-done:
+    if (!rc && (rc = cli_page_write(&t, o.out, path, sizeof path)) == 0)
+        printf("wrote %s (test accuracy %.2f %%, %zu mistakes, %zu shown)\n", path,
+               100 * r.acc, r.n_miss, shown);
     dn_text_free(&t);
-    free(misses);
-    free(cm);
-    free(lp);
-    free(rows);
-    dn_dataset_free(&ds);
-    dn_model_free(m);
-    return status;
+    report_free(&r);
+    return rc;
 }

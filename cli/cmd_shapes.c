@@ -3,9 +3,8 @@
  * walks through, one row per layer with its output shape, parameter count
  * and multiply-accumulates, for the default model or any --arch spec.
  */
-#include "cli.h"
+#include "options.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,22 +35,23 @@ static void usage(FILE *f)
             DN_DEFAULT_SPEC);
 }
 
-/* "CxHxW" with each part in 1..65535. */
-static int parse_shape(const char *s, dn_shape *out)
+/* --input "CxHxW" with each part in 1..65535; target is a dn_shape. */
+static int parse_shape(const char *cmd, const char *value, void *target)
 {
     long v[3];
+    const char *s = value;
     for (int i = 0; i < 3; i++) {
         const char *end = i < 2 ? strchr(s, 'x') : s + strlen(s);
         char part[16];
         if (!end || end == s || (size_t)(end - s) >= sizeof part)
-            return -1;
+            return cli_usage(cmd, "bad --input '%s', expected CxHxW such as 1x28x28", value);
         memcpy(part, s, (size_t)(end - s));
         part[end - s] = 0;
         if (cli_parse_long(part, 1, 65535, &v[i]) < 0)
-            return -1;
+            return cli_usage(cmd, "bad --input '%s', expected CxHxW such as 1x28x28", value);
         s = end + (i < 2);
     }
-    *out = (dn_shape){(int)v[0], (int)v[1], (int)v[2]};
+    *(dn_shape *)target = (dn_shape){(int)v[0], (int)v[1], (int)v[2]};
     return 0;
 }
 
@@ -91,47 +91,9 @@ static void layer_text(const dn_model *m, int l, char *buf, size_t size)
     snprintf(buf, size, "%.*s", (int)(len < size ? len : size - 1), p);
 }
 
-int cmd_shapes(int argc, char **argv)
+static void print_shapes(const dn_model *m)
 {
-    static const struct option opts[] = {
-        {"arch", required_argument, NULL, 'a'},
-        {"input", required_argument, NULL, 'i'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *arch = NULL;
-    dn_shape input = {1, 28, 28};
-    int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":a:i:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'a':
-            arch = optarg;
-            break;
-        case 'i':
-            if (parse_shape(optarg, &input) < 0)
-                return cli_usage("shapes", "bad --input '%s', expected CxHxW such as 1x28x28",
-                                 optarg);
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case ':':
-            return cli_usage("shapes", "option '%s' needs a value", argv[optind - 1]);
-        default:
-            if (optopt)
-                return cli_usage("shapes", "unknown option '-%c'", optopt);
-            return cli_usage("shapes", "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_usage("shapes", "unexpected argument '%s'", argv[optind]);
-
-    dn_error err = {0};
-    dn_model *m = dn_model_new(arch, input, 0, &err);
-    if (!m)
-        return cli_usage("shapes", "%s", err.msg);
-
+    dn_shape input = m->input;
     printf("input %dx%dx%d, %d layers: %s\n\n", input.c, input.h, input.w, m->n_layers,
            m->spec);
     printf("%3s  %-11s %-20s %-10s %10s %12s\n", "#", "layer", "spec", "output", "params",
@@ -160,6 +122,26 @@ int cmd_shapes(int argc, char **argv)
     printf("\n%s parameters (%s bytes as float32); %s multiply-accumulates per image\n",
            thousands(n1, sizeof n1, total_params),
            thousands(text, sizeof text, total_params * 4), thousands(n2, sizeof n2, total_macs));
+}
+
+int cmd_shapes(int argc, char **argv)
+{
+    const char *arch = NULL;
+    dn_shape input = DN_INPUT_SHAPE;
+    const cli_opt opts[] = {
+        {.name = "arch", .short_name = 'a', .kind = CLI_STRING, .target = &arch},
+        {.name = "input", .short_name = 'i', .kind = CLI_CUSTOM, .target = &input,
+         .parse = parse_shape},
+    };
+    const cli_spec spec = {"shapes", usage, opts, CLI_N(opts), 0};
+    int next, rc = cli_parse(&spec, argc, argv, &next, NULL);
+    if (rc)
+        return rc == CLI_HELP ? 0 : rc;
+    dn_error err = {0};
+    dn_model *m = dn_model_new(arch, input, 0, &err);
+    if (!m)
+        return cli_usage("shapes", "%s", err.msg);
+    print_shapes(m);
     dn_model_free(m);
     return 0;
 }

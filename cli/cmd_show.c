@@ -10,8 +10,9 @@
  * text, not pixels, so they stay sharp and searchable.
  */
 #include "inputs.h"
+#include "options.h"
+#include "page.h"
 
-#include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,11 +47,14 @@ static void usage(FILE *f)
         "  chromium out/show/index.html\n");
 }
 
-enum { O_MODEL = 256, O_DATA, O_INDEX, O_RAW, O_OUT };
-
 /* Pixels per map: every map at least 112 px across, as MNIST's 28 at 4x. */
 #define MIN_MAP_PX 112
 #define GAP 6
+/* The input is drawn 8x (224 px); a filter's weights so that a 3x3 filter
+ * is 120 px across and a larger one 60 px. */
+#define INPUT_ZOOM 8
+#define SMALL_FILTER_PX 120
+#define LARGE_FILTER_PX 60
 
 /* One picture of the page. */
 typedef struct stage {
@@ -112,47 +116,42 @@ static void range_note(dn_text *t, dn_colormap cm, float lo, float hi, const cha
 
 enum { LBL_NONE, LBL_CORNER, LBL_ROWS };
 
-/* A grid picture written to dir/file and its <div class="fig"> with map
- * labels: none, the map index in each map's corner, or row numbers (and
- * column numbers when col_name is set) beside the grid. */
-static int grid_figure(dn_text *t, const char *dir, const char *file, const dn_grid *g,
-                       const float *maps, float lo, float hi, dn_colormap cm, int labels,
-                       const char *alt, const char *row_name, const char *col_name)
+/* A grid picture and how its maps are labelled on the page: not at all,
+ * with the map index in each map's corner, or with row numbers (and column
+ * numbers when col_name is set) beside the grid. */
+typedef struct figure {
+    const char *file, *alt;
+    int labels;
+    const char *row_name, *col_name;
+} figure;
+
+/* Writes the picture to dir/f->file and appends its <div class="fig">. */
+static int grid_figure(dn_text *t, const char *dir, const figure *f, const dn_grid *g,
+                       const float *maps, float lo, float hi, dn_colormap cm)
 {
-    dn_canvas c;
-    dn_error err = {0};
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    if (dn_grid_draw(g, maps, lo, hi, cm, &c, &err) != DN_OK ||
-        dn_canvas_write_png(&c, path, &err) != DN_OK) {
-        dn_canvas_free(&c);
-        return cli_fail_err(&err);
-    }
-    dn_canvas_free(&c);
-    int pad_l = labels == LBL_ROWS ? 34 : 0, pad_t = labels == LBL_ROWS && col_name ? 16 : 0;
+    int rc = cli_grid_png(dir, f->file, g, maps, lo, hi, cm);
+    if (rc)
+        return rc;
+    int rows = f->labels == LBL_ROWS;
+    int pad_l = rows ? 34 : 0, pad_t = rows && f->col_name ? 16 : 0;
     dn_text_printf(t, "<div class=\"fig\" style=\"padding:%dpx 0 0 %dpx\">", pad_t, pad_l);
-    dn_text_printf(t, "<img src=\"%s\" width=\"%d\" height=\"%d\" alt=\"", file, g->width,
+    dn_text_printf(t, "<img src=\"%s\" width=\"%d\" height=\"%d\" alt=\"", f->file, g->width,
                    g->height);
-    dn_text_html(t, alt);
+    dn_text_html(t, f->alt);
     dn_text_printf(t, "\">");
-    if (labels == LBL_CORNER) {
+    if (f->labels == LBL_CORNER)
         for (int k = 0; k < g->n; k++)
             dn_text_printf(t, "<span class=\"idx\" style=\"left:%dpx;top:%dpx\">%d</span>",
                            dn_grid_cell_x(g, k), dn_grid_cell_y(g, k), k);
-    } else if (labels == LBL_ROWS) {
-        int cell_h = g->h * g->scale, cell_w = g->w * g->scale;
-        for (int r = 0; r < g->rows; r++)
-            dn_text_printf(t,
-                           "<span class=\"lbl\" style=\"left:0;top:%dpx\" title=\"%s %d\">%d</span>",
-                           pad_t + dn_grid_cell_y(g, r * g->cols) + cell_h / 2 - 7,
-                           row_name ? row_name : "row", r, r);
-        if (col_name)
-            for (int k = 0; k < g->cols; k++)
-                dn_text_printf(t,
-                               "<span class=\"lbl\" style=\"left:%dpx;top:0;width:%dpx;"
-                               "text-align:center\" title=\"%s %d\">%d</span>",
-                               pad_l + dn_grid_cell_x(g, k), cell_w, col_name, k, k);
-    }
+    for (int r = 0; rows && r < g->rows; r++)
+        dn_text_printf(t, "<span class=\"lbl\" style=\"left:0;top:%dpx\" title=\"%s %d\">%d</span>",
+                       pad_t + dn_grid_cell_y(g, r * g->cols) + g->h * g->scale / 2 - 7,
+                       f->row_name ? f->row_name : "row", r, r);
+    for (int k = 0; rows && f->col_name && k < g->cols; k++)
+        dn_text_printf(t,
+                       "<span class=\"lbl\" style=\"left:%dpx;top:0;width:%dpx;"
+                       "text-align:center\" title=\"%s %d\">%d</span>",
+                       pad_l + dn_grid_cell_x(g, k), g->w * g->scale, f->col_name, k, k);
     dn_text_printf(t, "</div>\n");
     return 0;
 }
@@ -179,324 +178,356 @@ static const char *style_css =
     "table.lp td{padding:1px 14px 1px 0}\n"
     "table.lp td.best{font-weight:bold;text-decoration:underline}\n";
 
-int cmd_show(int argc, char **argv)
-{
-    static const struct option longopts[] = {
-        {"model", required_argument, NULL, O_MODEL},
-        {"data", required_argument, NULL, O_DATA},
-        {"mnist-index", required_argument, NULL, O_INDEX},
-        {"raw", no_argument, NULL, O_RAW},
-        {"out", required_argument, NULL, O_OUT},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *model_arg = NULL, *data_arg = NULL, *out = NULL;
-    long index = -1;
-    int raw = 0, c;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        switch (c) {
-        case O_MODEL: model_arg = optarg; break;
-        case O_DATA: data_arg = optarg; break;
-        case O_INDEX:
-            if (cli_parse_long(optarg, 0, 9999999, &index) != 0)
-                return cli_usage("show", "--mnist-index wants a number >= 0, not '%s'", optarg);
-            break;
-        case O_RAW: raw = 1; break;
-        case O_OUT: out = optarg; break;
-        case 'h': usage(stdout); return 0;
-        case ':': return cli_usage("show", "%s needs a value", argv[optind - 1]);
-        default: return cli_usage("show", "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    int n_files = argc - optind;
-    if (!out)
-        return cli_usage("show", "--out DIR is needed");
-    if ((index >= 0) + n_files != 1)
-        return cli_usage("show", "give exactly one input: an image file or --mnist-index N");
+/* ------------------------------------------------------------------------ */
+/* Compute: the input, the forward pass and the stages to show              */
+/* ------------------------------------------------------------------------ */
 
-    dn_model *m = cli_load_model(model_arg);
-    if (!m)
-        return CLI_EXIT_FAIL;
-    dn_error err = {0};
+typedef struct show_opts {
+    const char *model, *data, *out;
+    long index;             /* --mnist-index, or -1 */
+    int raw;
+    const char *file;       /* the image file, or NULL */
+} show_opts;
+
+typedef struct show {
+    dn_model *m;
     cli_input in;
-    int status = 0;
-    dn_work *w = NULL;
-    dn_text t = {0};
-    if (index >= 0) {
-        dn_dataset ds;
-        if ((status = cli_load_test_set(m, data_arg, &ds)) != 0)
-            goto done;
-        dn_status st = cli_input_mnist(&in, &ds, index, &err);
-        dn_dataset_free(&ds);
-        if (st != DN_OK) {
-            status = cli_fail_err(&err);
-            goto done;
-        }
-    } else if (cli_input_image(&in, argv[optind], cli_images_raw(m, raw), &err) != DN_OK) {
-        status = cli_fail_err(&err);
-        goto done;
-    }
-    if ((status = cli_make_out_dir(out)) != 0)
-        goto done;
-
-    /* The reference kernels keep every layer's output for the pictures. */
-    w = dn_work_new(m, 1);
-    if (!w) {
-        status = cli_fail("out of memory for the model's workspace");
-        goto done;
-    }
-    dn_work_set_reference(w, 1);
-    const float *lp = cli_forward_one(m, w, &in);
-    if (!lp) {
-        status = cli_fail("%s: the model's forward pass failed", in.name);
-        goto done;
-    }
-    int k = dn_model_classes(m), best = cli_argmax(lp, k);
-
-    /* The stages, in the order the data flows. */
+    dn_work *w;             /* reference kernels: every layer's output kept */
+    const float *lp;        /* (k) log-probabilities, in w */
+    int k, best;
     stage stages[DN_MAX_LAYERS + 1];
-    int ns = 0;
-    memset(stages, 0, sizeof stages);
-    stages[ns].layer = -1;
-    stages[ns].conv = -1;
-    snprintf(stages[ns].title, sizeof stages[ns].title, "input");
-    snprintf(stages[ns].file, sizeof stages[ns].file, "input.png");
-    shape_str(stages[ns].shape, sizeof stages[ns].shape, m->input);
-    ns++;
+    int ns;
+} show;
+
+static int parse(int argc, char **argv, show_opts *o)
+{
+    const cli_opt opts[] = {
+        CLI_OPT_MODEL(&o->model),
+        CLI_OPT_DATA(&o->data),
+        {.name = "mnist-index", .kind = CLI_LONG, .target = &o->index, .min = 0, .max = 9999999,
+         .bad = "--mnist-index wants a number >= 0, not '%s'"},
+        CLI_OPT_RAW(&o->raw),
+        CLI_OPT_OUT(&o->out),
+    };
+    const cli_spec spec = {"show", usage, opts, CLI_N(opts), 1};
+    int next, rc = cli_parse(&spec, argc, argv, &next, NULL);
+    if (rc)
+        return rc;
+    if (!o->out)
+        return cli_usage("show", "--out DIR is needed");
+    if ((o->index >= 0) + (argc - next) != 1)
+        return cli_usage("show", "give exactly one input: an image file or --mnist-index N");
+    o->file = next < argc ? argv[next] : NULL;
+    return 0;
+}
+
+/* The model, the input and the forward pass. */
+static int run_model(const show_opts *o, show *s)
+{
+    dn_error err = {0};
+    int rc;
+    if (!(s->m = cli_load_model(o->model)))
+        return CLI_EXIT_FAIL;
+    if (o->index >= 0) {
+        dn_dataset ds;
+        if ((rc = cli_load_test_set(s->m, o->data, &ds)) != 0)
+            return rc;
+        dn_status st = cli_input_mnist(&s->in, &ds, o->index, &err);
+        dn_dataset_free(&ds);
+        if (st != DN_OK)
+            return cli_fail_err(&err);
+    } else if (cli_input_image(&s->in, o->file, cli_images_raw(s->m, o->raw), &err) != DN_OK) {
+        return cli_fail_err(&err);
+    }
+    if ((rc = cli_make_out_dir(o->out)) != 0)
+        return rc;
+    /* The reference kernels keep every layer's output for the pictures. */
+    if (!(s->w = dn_work_new(s->m, 1)))
+        return cli_fail("out of memory for the model's workspace");
+    dn_work_set_reference(s->w, 1);
+    if (!(s->lp = cli_forward_one(s->m, s->w, &s->in)))
+        return cli_fail("%s: the model's forward pass failed", s->in.name);
+    s->k = dn_model_classes(s->m);
+    s->best = dn_argmax(s->lp, s->k);
+    return 0;
+}
+
+/* How layer l changes the data (op), and whether its output is a stage of
+ * its own: a convolution or fully connected layer followed by a ReLU is
+ * shown after the ReLU, dropout not at all. st gets the stage's layer,
+ * title, file, shape and conv (the convolution whose filters go with it, or
+ * -1). */
+static int layer_stage(const dn_model *m, int l, char *op, size_t size, stage *st)
+{
+    const dn_layer *L = &m->layers[l];
+    const dn_layer *prev = l > 0 ? &m->layers[l - 1] : NULL;
+    const dn_layer *next = l + 1 < m->n_layers ? &m->layers[l + 1] : NULL;
+    st->layer = l;
+    st->conv = -1;
+    snprintf(st->title, sizeof st->title, "%s", L->name);
+    snprintf(st->file, sizeof st->file, "%s.png", L->name);
+    shape_str(st->shape, sizeof st->shape, L->out);
+    switch (L->kind) {
+    case DN_CONV:
+        snprintf(op, size, "%s: %d filters of %dx%dx%d, padding %d, stride %d", L->name,
+                 L->out_ch, L->in.c, L->k, L->k, L->pad, L->stride);
+        st->conv = l;
+        return !next || next->kind != DN_RELU;
+    case DN_RELU:
+        snprintf(op, size, "ReLU");
+        if (prev && (prev->kind == DN_CONV || prev->kind == DN_FC)) {
+            snprintf(st->title, sizeof st->title, "%s + ReLU", prev->name);
+            snprintf(st->file, sizeof st->file, "%s-relu.png", prev->name);
+            st->conv = prev->kind == DN_CONV ? l - 1 : -1;
+        }
+        return 1;
+    case DN_MAXPOOL:
+        snprintf(op, size, "%s: max over %dx%d, stride %d", L->name, L->k, L->k, L->stride);
+        return 1;
+    case DN_DROPOUT2D:
+        snprintf(op, size, "%s (p %.2g; the identity at inference)", L->name, L->p);
+        return 0;
+    case DN_FLATTEN:
+        snprintf(op, size, "flatten: %d maps of %dx%d read row by row", L->in.c, L->in.h,
+                 L->in.w);
+        return L->in.h * L->in.w > 1;
+    case DN_FC:
+        snprintf(op, size, "%s: %d x %d weights", L->name, L->out_ch, L->in.c);
+        return !next || (next->kind != DN_RELU && next->kind != DN_LOGSOFTMAX);
+    case DN_LOGSOFTMAX:
+        snprintf(op, size, "log-softmax");
+        snprintf(st->title, sizeof st->title, "output: log-probabilities");
+        st->file[0] = 0;
+        return 1;
+    }
+    return 0;
+}
+
+/* The stages, in the order the data flows: the input, then each layer
+ * output shown, with the operations since the stage before. */
+static void plan_stages(show *s)
+{
+    const dn_model *m = s->m;
+    memset(s->stages, 0, sizeof s->stages);
+    stage *in = &s->stages[0];
+    in->layer = -1;
+    in->conv = -1;
+    snprintf(in->title, sizeof in->title, "input");
+    snprintf(in->file, sizeof in->file, "input.png");
+    shape_str(in->shape, sizeof in->shape, m->input);
+    s->ns = 1;
     char pending[200] = ""; /* operations since the last stage shown */
     for (int l = 0; l < m->n_layers; l++) {
-        const dn_layer *L = &m->layers[l];
-        const dn_layer *next = l + 1 < m->n_layers ? &m->layers[l + 1] : NULL;
         char op[160] = "";
-        int show = 0, conv = -1;
-        char title[64], file[64];
-        snprintf(title, sizeof title, "%s", L->name);
-        snprintf(file, sizeof file, "%s.png", L->name);
-        switch (L->kind) {
-        case DN_CONV:
-            snprintf(op, sizeof op, "%s: %d filters of %dx%dx%d, padding %d, stride %d", L->name,
-                     L->out_ch, L->in.c, L->k, L->k, L->pad, L->stride);
-            if (next && next->kind == DN_RELU)
-                break;
-            show = 1;
-            conv = l;
-            break;
-        case DN_RELU:
-            snprintf(op, sizeof op, "ReLU");
-            show = 1;
-            if (l > 0 && (m->layers[l - 1].kind == DN_CONV || m->layers[l - 1].kind == DN_FC)) {
-                snprintf(title, sizeof title, "%s + ReLU", m->layers[l - 1].name);
-                snprintf(file, sizeof file, "%s-relu.png", m->layers[l - 1].name);
-                if (m->layers[l - 1].kind == DN_CONV)
-                    conv = l - 1;
-            }
-            break;
-        case DN_MAXPOOL:
-            snprintf(op, sizeof op, "%s: max over %dx%d, stride %d", L->name, L->k, L->k,
-                     L->stride);
-            show = 1;
-            break;
-        case DN_DROPOUT2D:
-            snprintf(op, sizeof op, "%s (p %.2g; the identity at inference)", L->name, L->p);
-            break;
-        case DN_FLATTEN:
-            snprintf(op, sizeof op, "flatten: %d maps of %dx%d read row by row", L->in.c,
-                     L->in.h, L->in.w);
-            show = L->in.h * L->in.w > 1;
-            break;
-        case DN_FC:
-            snprintf(op, sizeof op, "%s: %d x %d weights", L->name, L->out_ch, L->in.c);
-            show = !next || (next->kind != DN_RELU && next->kind != DN_LOGSOFTMAX);
-            break;
-        case DN_LOGSOFTMAX:
-            snprintf(op, sizeof op, "log-softmax");
-            show = 1;
-            snprintf(title, sizeof title, "output: log-probabilities");
-            file[0] = 0;
-            break;
-        }
+        stage *st = &s->stages[s->ns];
+        int shown = layer_stage(m, l, op, sizeof op, st);
         size_t pl = strlen(pending);
         snprintf(pending + pl, sizeof pending - pl, "%s%s", pl ? " &rarr; " : "", op);
-        if (!show)
+        if (!shown)
             continue;
-        stage *s = &stages[ns++];
-        s->layer = l;
-        s->conv = conv;
-        snprintf(s->title, sizeof s->title, "%s", title);
-        snprintf(s->file, sizeof s->file, "%s", file);
-        snprintf(s->op, sizeof s->op, "%s", pending);
-        shape_str(s->shape, sizeof s->shape, L->out);
+        snprintf(st->op, sizeof st->op, "%s", pending);
         pending[0] = 0;
+        s->ns++;
     }
+}
 
+/* ------------------------------------------------------------------------ */
+/* Render: the page, one section per stage                                  */
+/* ------------------------------------------------------------------------ */
+
+static void page_head(dn_text *t, const show *s, const char *model_path)
+{
+    const dn_model *m = s->m;
     char label[64], tl[64];
-    dn_text_printf(&t, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-                       "<title>digitnet show: ");
-    dn_text_html(&t, in.name);
-    dn_text_printf(&t, "</title>\n<style>\n%s</style>\n</head>\n<body>\n<h1>What the network "
-                       "sees: ", style_css);
-    dn_text_html(&t, in.name);
-    dn_text_printf(&t, "</h1>\n<p>Predicted <b>%s</b> (probability %.2f %%)",
-                   cli_class_label(m, best, label, sizeof label), 100.0 * exp((double)lp[best]));
-    if (in.label >= 0)
-        dn_text_printf(&t, "; true label %s (%s)", cli_class_label(m, in.label, tl, sizeof tl),
-                       in.label == best ? "right" : "wrong");
-    dn_text_printf(&t, ". Model <code>");
-    dn_text_html(&t, cli_model_path(model_arg));
-    dn_text_printf(&t, "</code>: <code>");
-    dn_text_html(&t, m->spec);
-    dn_text_printf(&t, "</code></p>\n<p class=\"flow\">Dimensionality throughout: ");
-    for (int i = 0; i < ns; i++)
-        dn_text_printf(&t, "%s%s", i ? " &rarr; " : "", stages[i].shape);
-    dn_text_printf(&t, "</p>\n");
+    cli_page_open(t, "digitnet show: ", s->in.name, style_css);
+    dn_text_printf(t, "<h1>What the network sees: ");
+    dn_text_html(t, s->in.name);
+    dn_text_printf(t, "</h1>\n<p>Predicted <b>%s</b> (probability %.2f %%)",
+                   cli_class_label(m->dataset, s->best, label, sizeof label),
+                   100.0 * exp((double)s->lp[s->best]));
+    if (s->in.label >= 0)
+        dn_text_printf(t, "; true label %s (%s)",
+                       cli_class_label(m->dataset, s->in.label, tl, sizeof tl),
+                       s->in.label == s->best ? "right" : "wrong");
+    dn_text_printf(t, ". Model <code>");
+    dn_text_html(t, model_path);
+    dn_text_printf(t, "</code>: <code>");
+    dn_text_html(t, m->spec);
+    dn_text_printf(t, "</code></p>\n<p class=\"flow\">Dimensionality throughout: ");
+    for (int i = 0; i < s->ns; i++)
+        dn_text_printf(t, "%s%s", i ? " &rarr; " : "", s->stages[i].shape);
+    dn_text_printf(t, "</p>\n");
+}
 
-    for (int i = 0; i < ns && !status; i++) {
-        stage *s = &stages[i];
-        if (i > 0)
-            dn_text_printf(&t, "<div class=\"op\">&darr; %s</div>\n", s->op);
-        dn_text_printf(&t, "<section class=\"stage\" id=\"%s\">\n<h2>", s->layer < 0 ? "input" :
-                       m->layers[s->layer].name);
-        dn_text_html(&t, s->title);
-        dn_text_printf(&t, "</h2>\n<p class=\"shape\">%s</p>\n", s->shape);
-        if (s->layer < 0) {
-            dn_grid g = dn_grid_layout(1, DN_IMAGE_SIDE, DN_IMAGE_SIDE, 1, 8, 0);
-            status = grid_figure(&t, out, s->file, &g, in.raw, 0, 1, DN_CMAP_GREY, LBL_NONE,
-                                 "the 28x28 input", NULL, NULL);
-            dn_text_printf(&t, "<p class=\"cap\">The 28x28 image the network sees, ink white "
-                               "(0 black, 1 white), shown 8x; normalised as (x - %.4f) / %.4f "
-                               "before the first layer.", m->mean, m->std);
-            if (in.prepped)
-                dn_text_printf(&t, " Preprocessed from the file: %s background, ink box "
-                                   "%dx%d at (%d, %d) scaled by %.3g to fit 20x20, centred by "
-                                   "mass.", in.prep.inverted ? "light" : "dark", in.prep.box_w,
-                               in.prep.box_h, in.prep.box_x, in.prep.box_y, in.prep.scale);
-            dn_text_printf(&t, "</p>\n");
-        } else if (m->layers[s->layer].kind == DN_LOGSOFTMAX) {
-            dn_text_printf(&t, "<div class=\"fig\">");
-            const char *names[64];
-            char nb[64][64];
-            for (int j = 0; j < k && j < 64; j++)
-                names[j] = cli_class_label(m, j, nb[j], sizeof nb[j]);
-            dn_svg_bar_chart(&t, lp, k < 64 ? k : 64, names, best,
-                             "log-probability of each class", k > 10 ? 60 * k : 600, 260);
-            dn_text_printf(&t, "</div>\n<div class=\"fig\"><table class=\"lp\">\n");
-            int rows = (k + 1) / 2;
-            for (int r = 0; r < rows; r++) {
-                dn_text_printf(&t, "<tr>");
-                for (int col = 0; col < 2; col++) {
-                    int cl = r + col * rows;
-                    if (cl >= k)
-                        continue;
-                    char v[24];
-                    snprintf(v, sizeof v, "%.4f", lp[cl]);
-                    dn_text_printf(&t, "<td%s>", cl == best ? " class=\"best\"" : "");
-                    dn_text_html(&t, cli_class_label(m, cl, label, sizeof label));
-                    dn_text_printf(&t, ": %s</td>", strcmp(v, "-0.0000") ? v : "0.0000");
-                }
-                dn_text_printf(&t, "</tr>\n");
-            }
-            dn_text_printf(&t, "</table></div>\n<p class=\"cap\">log p for each class; 0 is "
-                               "certain, and the predicted class (underlined) is the largest. "
-                               "Probabilities are e<sup>log p</sup>.</p>\n");
-        } else {
-            const dn_layer *L = &m->layers[s->layer];
-            const float *a = dn_work_act(w, s->layer); /* (1, out) */
-            size_t n = (size_t)L->out.c * L->out.h * L->out.w;
-            float lo, hi;
-            dn_colormap cm = pick_scale(a, n, &lo, &hi);
-            dn_grid g;
-            int labels = LBL_CORNER;
-            char alt[128];
-            const char *what;
-            if (L->kind == DN_FLATTEN) {
-                /* One row per input map, so the 784 values keep their
-                 * origin visible. */
-                int per = L->in.h * L->in.w;
-                g = dn_grid_layout(L->in.c, 1, per, 1, 8, 6);
-                labels = LBL_ROWS;
-                what = "one colour scale for the whole vector; each row is one map of the layer "
-                       "before, left to right its rows top to bottom";
-            } else if (L->out.h == 1 && L->out.w == 1) {
-                g = dn_grid_layout(1, 1, L->out.c, 1, 12, 2);
-                labels = LBL_NONE;
-                what = "one colour scale; value i of the vector at position i from the left";
-            } else {
-                int side = L->out.h > L->out.w ? L->out.h : L->out.w;
-                int scale = (MIN_MAP_PX + side - 1) / side;
-                g = dn_grid_layout(L->out.c, L->out.h, L->out.w, 8, scale, GAP);
-                what = "one colour scale for all maps, so they compare; the number in a corner "
-                       "is the map (channel) index";
-            }
-            snprintf(alt, sizeof alt, "%s, %s", s->title, s->shape);
-            status = grid_figure(&t, out, s->file, &g, a, lo, hi, cm, labels, alt,
-                                 L->kind == DN_FLATTEN ? "map" : NULL, NULL);
-            if (!status)
-                range_note(&t, cm, lo, hi, what);
-            if (!status && L->kind == DN_RELU && s->layer > 0) {
-                dn_text_printf(&t, "<p class=\"cap\">After the ReLU: what the next layer "
-                                   "receives. Negative responses of %s are cut to 0 and show as "
-                                   "the darkest colour.</p>\n",
-                               m->layers[s->layer - 1].name);
-            } else if (!status && L->kind == DN_MAXPOOL) {
-                dn_text_printf(&t, "<p class=\"cap\">Each value is the largest of a %dx%d "
-                                   "block of the maps before: half the size, the strongest "
-                                   "responses kept.</p>\n",
-                               L->k, L->k);
-            }
-            if (!status && s->conv >= 0) {
-                /* The filters that made these maps, rows = output map,
-                 * columns = input map. */
-                const dn_layer *C = &m->layers[s->conv];
-                const float *wt = m->params + C->w_off; /* (O, I, k, k) */
-                size_t nw = C->w_len;
-                float wlo, whi;
-                pick_scale(wt, nw, &wlo, &whi);
-                float mm = fabsf(wlo) > fabsf(whi) ? fabsf(wlo) : fabsf(whi);
-                if (!(mm > 0))
-                    mm = 1;
-                int fscale = (C->k <= 3 ? 120 : 60) / C->k;
-                char ffile[64], falt[128];
-                snprintf(ffile, sizeof ffile, "filters-%s.png", C->name);
-                snprintf(falt, sizeof falt, "learned filters of %s", C->name);
-                dn_text_printf(&t, "<h2 style=\"margin-top:12px\">learned filters of %s</h2>\n"
-                                   "<p class=\"shape\">%dx%dx%dx%d</p>\n",
-                               C->name, C->out_ch, C->in.c, C->k, C->k);
-                dn_grid fg = dn_grid_layout(C->out_ch * C->in.c, C->k, C->k,
-                                            C->in.c > 1 ? C->in.c : C->out_ch, fscale, GAP);
-                status = grid_figure(&t, out, ffile, &fg, wt, -mm, mm, DN_CMAP_DIVERGING,
-                                     C->in.c == 1 ? LBL_CORNER : LBL_ROWS, falt, "output map",
-                                     "input map");
-                if (!status) {
-                    char note[200];
-                    if (C->in.c == 1)
-                        snprintf(note, sizeof note, "weights; blue negative, white 0, red "
-                                                    "positive; filter i makes map i");
-                    else
-                        snprintf(note, sizeof note, "weights; blue negative, white 0, red "
-                                 "positive; row o, column i: what input map i adds to output map "
-                                 "o");
-                    range_note(&t, DN_CMAP_DIVERGING, -mm, mm, note);
-                }
-            }
+static int input_section(dn_text *t, const show *s, const char *out)
+{
+    const cli_input *in = &s->in;
+    dn_grid g = dn_grid_layout(1, DN_IMAGE_SIDE, DN_IMAGE_SIDE, 1, INPUT_ZOOM, 0);
+    figure f = {s->stages[0].file, "the 28x28 input", LBL_NONE, NULL, NULL};
+    int rc = grid_figure(t, out, &f, &g, in->raw, 0, 1, DN_CMAP_GREY);
+    dn_text_printf(t, "<p class=\"cap\">The 28x28 image the network sees, ink white "
+                      "(0 black, 1 white), shown 8x; normalised as (x - %.4f) / %.4f "
+                      "before the first layer.", s->m->mean, s->m->std);
+    if (in->prepped)
+        dn_text_printf(t, " Preprocessed from the file: %s background, ink box "
+                          "%dx%d at (%d, %d) scaled by %.3g to fit 20x20, centred by "
+                          "mass.", in->prep.inverted ? "light" : "dark", in->prep.box_w,
+                       in->prep.box_h, in->prep.box_x, in->prep.box_y, in->prep.scale);
+    dn_text_printf(t, "</p>\n");
+    return rc;
+}
+
+/* The log-probabilities as a bar chart and as the lecture's table. */
+static void output_section(dn_text *t, const show *s)
+{
+    int k = s->k;
+    char label[64];
+    dn_text_printf(t, "<div class=\"fig\">");
+    const char *names[64];
+    char nb[64][64];
+    for (int j = 0; j < k && j < 64; j++)
+        names[j] = cli_class_label(s->m->dataset, j, nb[j], sizeof nb[j]);
+    dn_svg_bar_chart(t, s->lp, k < 64 ? k : 64, names, s->best, "log-probability of each class",
+                     k > 10 ? 60 * k : 600, 260);
+    dn_text_printf(t, "</div>\n<div class=\"fig\"><table class=\"lp\">\n");
+    int rows = (k + 1) / 2;
+    for (int r = 0; r < rows; r++) {
+        dn_text_printf(t, "<tr>");
+        for (int col = 0; col < 2; col++) {
+            int cl = r + col * rows;
+            if (cl >= k)
+                continue;
+            char v[24];
+            dn_text_printf(t, "<td%s>", cl == s->best ? " class=\"best\"" : "");
+            dn_text_html(t, cli_class_label(s->m->dataset, cl, label, sizeof label));
+            dn_text_printf(t, ": %s</td>", cli_fmt_logp(v, sizeof v, s->lp[cl]));
         }
-        dn_text_printf(&t, "</section>\n");
+        dn_text_printf(t, "</tr>\n");
     }
-    dn_text_printf(&t, "</body>\n</html>\n");
-    if (!status) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/index.html", out);
-        if (t.oom)
-            status = cli_fail("out of memory writing %s", path);
-        else if (dn_file_write_atomic(path, t.s, t.len, &err) != DN_OK)
-            status = cli_fail_err(&err);
+    dn_text_printf(t, "</table></div>\n<p class=\"cap\">log p for each class; 0 is "
+                      "certain, and the predicted class (underlined) is the largest. "
+                      "Probabilities are e<sup>log p</sup>.</p>\n");
+}
+
+/* The filters of convolution C that made the maps before: rows are output
+ * maps, columns input maps. */
+static int filters_section(dn_text *t, const dn_layer *C, const float *wt, const char *out)
+{
+    float wlo, whi;
+    pick_scale(wt, C->w_len, &wlo, &whi); /* wt (O, I, k, k) */
+    float mm = fabsf(wlo) > fabsf(whi) ? fabsf(wlo) : fabsf(whi);
+    if (!(mm > 0))
+        mm = 1;
+    int fscale = (C->k <= 3 ? SMALL_FILTER_PX : LARGE_FILTER_PX) / C->k;
+    char file[64], alt[128];
+    snprintf(file, sizeof file, "filters-%s.png", C->name);
+    snprintf(alt, sizeof alt, "learned filters of %s", C->name);
+    dn_text_printf(t, "<h2 style=\"margin-top:12px\">learned filters of %s</h2>\n"
+                      "<p class=\"shape\">%dx%dx%dx%d</p>\n",
+                   C->name, C->out_ch, C->in.c, C->k, C->k);
+    dn_grid g = dn_grid_layout(C->out_ch * C->in.c, C->k, C->k,
+                               C->in.c > 1 ? C->in.c : C->out_ch, fscale, GAP);
+    figure f = {file, alt, C->in.c == 1 ? LBL_CORNER : LBL_ROWS, "output map", "input map"};
+    int rc = grid_figure(t, out, &f, &g, wt, -mm, mm, DN_CMAP_DIVERGING);
+    if (rc)
+        return rc;
+    range_note(t, DN_CMAP_DIVERGING, -mm, mm,
+               C->in.c == 1 ? "weights; blue negative, white 0, red positive; filter i makes "
+                              "map i"
+                            : "weights; blue negative, white 0, red positive; row o, column i: "
+                              "what input map i adds to output map o");
+    return 0;
+}
+
+/* The maps of a layer's output as a grid (a flattened vector as one row
+ * per map of the layer before), with captions. */
+static int maps_section(dn_text *t, const show *s, const stage *st, const char *out)
+{
+    const dn_layer *L = &s->m->layers[st->layer];
+    const float *a = dn_work_act(s->w, st->layer); /* (1, out) */
+    float lo, hi;
+    dn_colormap cm = pick_scale(a, (size_t)L->out.c * L->out.h * L->out.w, &lo, &hi);
+    char alt[128];
+    snprintf(alt, sizeof alt, "%s, %s", st->title, st->shape);
+    figure f = {st->file, alt, LBL_CORNER, L->kind == DN_FLATTEN ? "map" : NULL, NULL};
+    const char *what;
+    dn_grid g;
+    if (L->kind == DN_FLATTEN) {
+        /* One row per input map, so the 784 values keep their origin
+         * visible. */
+        g = dn_grid_layout(L->in.c, 1, L->in.h * L->in.w, 1, 8, 6);
+        f.labels = LBL_ROWS;
+        what = "one colour scale for the whole vector; each row is one map of the layer "
+               "before, left to right its rows top to bottom";
+    } else if (L->out.h == 1 && L->out.w == 1) {
+        g = dn_grid_layout(1, 1, L->out.c, 1, 12, 2);
+        f.labels = LBL_NONE;
+        what = "one colour scale; value i of the vector at position i from the left";
+    } else {
+        int side = L->out.h > L->out.w ? L->out.h : L->out.w;
+        g = dn_grid_layout(L->out.c, L->out.h, L->out.w, 8, (MIN_MAP_PX + side - 1) / side, GAP);
+        what = "one colour scale for all maps, so they compare; the number in a corner is the "
+               "map (channel) index";
+    }
+    int rc = grid_figure(t, out, &f, &g, a, lo, hi, cm);
+    if (rc)
+        return rc;
+    range_note(t, cm, lo, hi, what);
+    if (L->kind == DN_RELU && st->layer > 0)
+        dn_text_printf(t, "<p class=\"cap\">After the ReLU: what the next layer receives. "
+                          "Negative responses of %s are cut to 0 and show as the darkest "
+                          "colour.</p>\n", s->m->layers[st->layer - 1].name);
+    else if (L->kind == DN_MAXPOOL)
+        dn_text_printf(t, "<p class=\"cap\">Each value is the largest of a %dx%d block of the "
+                          "maps before: half the size, the strongest responses kept.</p>\n",
+                       L->k, L->k);
+    if (st->conv < 0)
+        return 0;
+    const dn_layer *C = &s->m->layers[st->conv];
+    return filters_section(t, C, s->m->params + C->w_off, out);
+}
+
+static int render(dn_text *t, const show *s, const char *model_path, const char *out)
+{
+    page_head(t, s, model_path);
+    int rc = 0;
+    for (int i = 0; i < s->ns && !rc; i++) {
+        const stage *st = &s->stages[i];
+        if (i > 0)
+            dn_text_printf(t, "<div class=\"op\">&darr; %s</div>\n", st->op);
+        dn_text_printf(t, "<section class=\"stage\" id=\"%s\">\n<h2>",
+                       st->layer < 0 ? "input" : s->m->layers[st->layer].name);
+        dn_text_html(t, st->title);
+        dn_text_printf(t, "</h2>\n<p class=\"shape\">%s</p>\n", st->shape);
+        if (st->layer < 0)
+            rc = input_section(t, s, out);
+        else if (s->m->layers[st->layer].kind == DN_LOGSOFTMAX)
+            output_section(t, s);
         else
-            printf("wrote %s and its pictures\n", path);
+            rc = maps_section(t, s, st, out);
+        dn_text_printf(t, "</section>\n");
     }
-done:
+    return rc;
+}
+
+int cmd_show(int argc, char **argv)
+{
+    show_opts o = {.index = -1};
+    int rc = parse(argc, argv, &o);
+    if (rc)
+        return rc == CLI_HELP ? 0 : rc;
+    show s;
+    memset(&s, 0, sizeof s);
+    dn_text t = {0};
+    char path[4096];
+    if ((rc = run_model(&o, &s)) == 0) {
+        plan_stages(&s);
+        rc = render(&t, &s, cli_model_path(o.model), o.out);
+    }
+    if (!rc && (rc = cli_page_write(&t, o.out, path, sizeof path)) == 0)
+        printf("wrote %s and its pictures\n", path);
     dn_text_free(&t);
-    dn_work_free(w);
-    dn_model_free(m);
-    return status;
+    dn_work_free(s.w);
+    dn_model_free(s.m);
+    return rc;
 }

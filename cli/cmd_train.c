@@ -5,27 +5,57 @@
  * Everything that can be refused is checked before anything is written:
  * flag values, the data directory, the model architecture, and that the
  * output and metrics files can be created in their directories. A refused
- * run exits 2 and leaves an existing model file as it was.
- *
- * Ctrl-C: the first one lets the current batch finish, writes a checkpoint
- * (mid-epoch; `--resume` continues from that very batch with bit-identical
- * results) and exits 130; a second one exits 130 at once.
+ * run exits 2 and leaves an existing model file as it was. What the run
+ * shows while it goes, and Ctrl-C, are in cli/train_progress.c.
  */
-#include "cli.h"
+#include "files.h"
+#include "metrics_file.h"
+#include "options.h"
+#include "train_progress.h"
 
 #include <errno.h>
-#include <getopt.h>
-#include <jansson.h>
 #include <math.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
+
+/* The --preset paragraph of the help, from the library's list of presets:
+ * "lecture: ...;  best: ...; other flags override single settings",
+ * wrapped to 55 columns after the option's name. */
+static void print_presets(FILE *f)
+{
+    char text[2048] = "";
+    const char *name, *summary;
+    for (int i = 0; (name = dn_train_preset_name(i, &summary)) != NULL; i++) {
+        size_t len = strlen(text);
+        snprintf(text + len, sizeof text - len, "%s%s: %s", i ? ";  " : "", name,
+                 summary ? summary : "");
+    }
+    size_t len = strlen(text);
+    snprintf(text + len, sizeof text - len, "; other flags override single settings");
+    const int width = 55;
+    const char *p = text;
+    fputs("  --preset NAME        ", f);
+    while ((int)strlen(p) > width) {
+        int cut = width;
+        while (cut > 0 && p[cut] != ' ')
+            cut--;
+        if (cut == 0)
+            cut = width;
+        int end = cut;
+        while (end > 0 && p[end - 1] == ' ')
+            end--;
+        fprintf(f, "%.*s\n                       ", end, p);
+        p += cut;
+        while (*p == ' ')
+            p++;
+    }
+    fprintf(f, "%s\n", p);
+}
 
 static void usage(FILE *f)
 {
-    fprintf(f,
+    fputs(
         "usage: digitnet train [OPTIONS]\n"
         "\n"
         "Trains the lecture's CNN and writes the model file (safetensors) after\n"
@@ -44,11 +74,10 @@ static void usage(FILE *f)
         "  --resume FILE        continue the checkpoint FILE with its recipe; --out\n"
         "                       defaults to FILE, --epochs may extend the run\n"
         "\n"
-        "recipe (defaults: PyTorch's MNIST example = --preset lecture):\n"
-        "  --preset NAME        lecture: Adadelta lr 1.0, StepLR gamma 0.7, batch 64,\n"
-        "                       14 epochs (98.5 %% test accuracy);  best: --augment,\n"
-        "                       Adam lr 5e-3, one-cycle, 40 epochs (99.1 %%); other\n"
-        "                       flags override single settings\n"
+        "recipe (defaults: PyTorch's MNIST example = --preset lecture):\n",
+        f);
+    print_presets(f);
+    fputs(
         "  --epochs N           epochs in total (14)\n"
         "  --batch N            images per step (64)\n"
         "  --optim NAME         adadelta (default), sgd, adam, adamw\n"
@@ -82,186 +111,13 @@ static void usage(FILE *f)
         "  digitnet train --resume digitnet.safetensors --epochs 20\n"
         "\n"
         "exit status: 0 trained, 1 failure (bad data, diverged, write error),\n"
-        "2 usage error, 130 interrupted (checkpoint written)\n");
+        "2 usage error, 130 interrupted (checkpoint written)\n",
+        f);
 }
 
 /* ------------------------------------------------------------------------ */
-/* Ctrl-C                                                                   */
+/* Options and the recipe                                                   */
 /* ------------------------------------------------------------------------ */
-
-static volatile sig_atomic_t interrupted;
-
-static void on_sigint(int sig)
-{
-    (void)sig;
-    if (interrupted)
-        _exit(CLI_EXIT_INTERRUPTED);
-    interrupted = 1;
-    static const char msg[] = "\ndigitnet: finishing this batch and writing a checkpoint "
-                              "(Ctrl-C again to quit at once)\n";
-    ssize_t r = write(STDERR_FILENO, msg, sizeof msg - 1);
-    (void)r;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Checks before anything is written                                        */
-/* ------------------------------------------------------------------------ */
-
-/* 0 if a file can be created next to path (and path is not a directory):
- * creates and removes a temporary file there. */
-static int check_writable(const char *path, char *why, size_t size)
-{
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        snprintf(why, size, "it is a directory");
-        return -1;
-    }
-    char dir[4096], tmp[4200];
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == path)
-        snprintf(dir, sizeof dir, "/");
-    else
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    snprintf(tmp, sizeof tmp, "%s/.digitnet-write-check.XXXXXX", dir);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        snprintf(why, size, "cannot create files in '%s': %s", dir, strerror(errno));
-        return -1;
-    }
-    close(fd);
-    unlink(tmp);
-    return 0;
-}
-
-static int is_dir(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Progress and metrics                                                     */
-/* ------------------------------------------------------------------------ */
-
-typedef struct run {
-    int tty;
-    FILE *metrics;
-    double last_draw;       /* seconds into the epoch of the last redraw */
-    int drawn;              /* a live line is on the screen */
-} run;
-
-static void fmt_eta(double s, char *buf, size_t size)
-{
-    if (!(s >= 0) || s > 1e7)
-        snprintf(buf, size, "?");
-    else if (s >= 3600)
-        snprintf(buf, size, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
-    else if (s >= 60)
-        snprintf(buf, size, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
-    else
-        snprintf(buf, size, "%ds", (int)s);
-}
-
-static void json_num(FILE *f, const char *key, double v, const char *fmt)
-{
-    fprintf(f, "\"%s\":", key);
-    if (isfinite(v))
-        fprintf(f, fmt, v);
-    else
-        fputs("null", f);
-}
-
-static int on_progress(const dn_train_progress *p, void *user)
-{
-    run *r = user;
-    if (!p->epoch_done) {
-        if (r->tty && (p->seconds - r->last_draw >= 0.2 || p->batch == 1)) {
-            r->last_draw = p->seconds;
-            char eta[32];
-            double per_batch = p->seconds / (double)(p->batch > 0 ? p->batch : 1);
-            fmt_eta(per_batch * (double)(p->batches - p->batch), eta, sizeof eta);
-            printf("\r\033[Kepoch %2d/%d  [%5ld/%ld]  %6.0f img/s  loss %.4f  ETA %s", p->epoch,
-                   p->epochs, p->batch, p->batches, p->images_per_s, p->train_loss, eta);
-            fflush(stdout);
-            r->drawn = 1;
-        }
-        return interrupted;
-    }
-    if (r->drawn)
-        printf("\r\033[K");
-    r->drawn = 0;
-    r->last_draw = 0;
-    printf("epoch %2d/%d  lr %.4g  train loss %.4f", p->epoch, p->epochs, p->lr, p->train_loss);
-    if (p->split)
-        printf("  %s loss %.4f  %s acc %.2f +- %.2f %%", p->split, p->eval_loss, p->split,
-               100 * p->eval_acc, 100 * p->eval_acc_se);
-    printf("  %.1f s  (%.0f img/s)\n", p->seconds, p->images_per_s);
-    fflush(stdout);
-    if (r->metrics) {
-        FILE *f = r->metrics;
-        fprintf(f, "{\"epoch\":%d,", p->epoch);
-        json_num(f, "lr", p->lr, "%.10g");
-        fputc(',', f);
-        json_num(f, "train_loss", p->train_loss, "%.6f");
-        fputc(',', f);
-        json_num(f, "test_loss", p->split ? p->eval_loss : NAN, "%.6f");
-        fputc(',', f);
-        json_num(f, "test_acc", p->split ? p->eval_acc : NAN, "%.6f");
-        fputc(',', f);
-        json_num(f, "test_acc_se", p->split ? p->eval_acc_se : NAN, "%.6f");
-        fputc(',', f);
-        json_num(f, "seconds", p->seconds, "%.3f");
-        fputc(',', f);
-        json_num(f, "images_per_s", p->images_per_s, "%.1f");
-        fprintf(f, ",\"split\":\"%s\"}\n", p->split ? p->split : "none");
-        fflush(f);
-    }
-    return interrupted;
-}
-
-/* Opens the metrics file: truncated for a new run; for a resumed one the
- * lines of epochs up to `keep` stay and later ones (from a run that went
- * further than the checkpoint) go. */
-static FILE *open_metrics(const char *path, int keep, char *why, size_t size)
-{
-    char *kept = NULL;
-    size_t kept_len = 0;
-    if (keep > 0) {
-        FILE *in = fopen(path, "r");
-        FILE *mem = open_memstream(&kept, &kept_len);
-        char line[4096];
-        while (in && mem && fgets(line, sizeof line, in)) {
-            json_t *j = json_loads(line, 0, NULL);
-            json_t *e = json_object_get(j, "epoch");
-            if (json_is_integer(e) && json_integer_value(e) <= keep)
-                fputs(line, mem);
-            json_decref(j);
-        }
-        if (in)
-            fclose(in);
-        if (mem)
-            fclose(mem);
-    }
-    FILE *f = fopen(path, "w");
-    if (!f)
-        snprintf(why, size, "cannot write metrics file '%s': %s", path, strerror(errno));
-    else if (kept_len)
-        fwrite(kept, 1, kept_len, f);
-    free(kept);
-    return f;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Options                                                                  */
-/* ------------------------------------------------------------------------ */
-
-enum {
-    O_DATA = 256, O_DATASET, O_EPOCHS, O_BATCH, O_OPTIM, O_LR, O_MOMENTUM, O_NESTEROV,
-    O_WD, O_RHO, O_EPS, O_BETAS, O_AMSGRAD, O_SCHEDULE, O_GAMMA, O_STEP_SIZE, O_SEED,
-    O_THREADS, O_OUT, O_METRICS, O_RESUME, O_AUGMENT, O_VAL, O_LIMIT, O_ARCH, O_PRESET
-};
 
 /* What the user gave; NAN / -1 / NULL where not given. */
 typedef struct opts {
@@ -275,203 +131,113 @@ typedef struct opts {
     const char *recipe_flag; /* first flag that sets the recipe (not with --resume) */
 } opts;
 
-/* The --preset best recipe for the lecture's architecture (the same spec,
- * so the same model file layout): augmentation, Adam with a one-cycle
- * schedule peaking at 5e-3, 40 epochs. Chosen on a 10 000-image validation
- * split (the last 10 000 training images; the test set was not used):
- *   adam  one-cycle 5e-3, 40 epochs   val loss 0.0313  acc 99.11 % (seed 2:
- *                                     0.0331, 99.07 %)
- *   adam  cosine 3e-3, 40 epochs      0.0313  99.11 %
- *   adamw one-cycle 5e-3, 60 epochs   0.0321  99.11 %
- *   adadelta gamma 0.9, 30 epochs     0.0413  98.92 %
- *   sgd nesterov 0.9 cosine, 40       0.0531  98.50 %
- *   the first without augmentation    0.0435  99.02 %
- * The heavy Dropout2d(0.5) on 8 and 16 channels makes this small net
- * underfit rather than overfit, so what helps is many varied steps at a
- * well-shaped learning rate. */
-static void preset_best(dn_train_config *c)
+static int parse_optim(const char *cmd, const char *value, void *target)
 {
-    c->epochs = 40;
-    c->batch = 64;
-    c->augment = 1;
-    dn_optim_defaults(&c->optim, DN_OPTIM_ADAM);
-    c->optim.lr = 5e-3;
-    dn_sched_defaults(&c->sched, DN_SCHED_ONECYCLE);
-}
-
-static int parse(int argc, char **argv, opts *o)
-{
-    static const struct option longopts[] = {
-        {"data", required_argument, NULL, O_DATA},
-        {"dataset", required_argument, NULL, O_DATASET},
-        {"epochs", required_argument, NULL, O_EPOCHS},
-        {"batch", required_argument, NULL, O_BATCH},
-        {"optim", required_argument, NULL, O_OPTIM},
-        {"lr", required_argument, NULL, O_LR},
-        {"momentum", required_argument, NULL, O_MOMENTUM},
-        {"nesterov", no_argument, NULL, O_NESTEROV},
-        {"weight-decay", required_argument, NULL, O_WD},
-        {"rho", required_argument, NULL, O_RHO},
-        {"eps", required_argument, NULL, O_EPS},
-        {"betas", required_argument, NULL, O_BETAS},
-        {"amsgrad", no_argument, NULL, O_AMSGRAD},
-        {"schedule", required_argument, NULL, O_SCHEDULE},
-        {"gamma", required_argument, NULL, O_GAMMA},
-        {"step-size", required_argument, NULL, O_STEP_SIZE},
-        {"seed", required_argument, NULL, O_SEED},
-        {"threads", required_argument, NULL, O_THREADS},
-        {"out", required_argument, NULL, O_OUT},
-        {"metrics", required_argument, NULL, O_METRICS},
-        {"resume", required_argument, NULL, O_RESUME},
-        {"augment", no_argument, NULL, O_AUGMENT},
-        {"val", required_argument, NULL, O_VAL},
-        {"limit", required_argument, NULL, O_LIMIT},
-        {"arch", required_argument, NULL, O_ARCH},
-        {"preset", required_argument, NULL, O_PRESET},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *cmd = "train";
-    int c, idx;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", longopts, &idx)) != -1) {
-        const char *name = c >= O_DATA ? longopts[idx].name : "";
-        if (c >= O_DATA && c != O_DATA && c != O_THREADS && c != O_OUT && c != O_METRICS &&
-            c != O_RESUME && c != O_EPOCHS && !o->recipe_flag)
-            o->recipe_flag = name;
-        double d;
-        dn_error err = {0};
-        switch (c) {
-        case O_DATA: o->data = optarg; break;
-        case O_DATASET:
-            if (!dn_class_names(optarg))
-                return cli_usage(cmd, "unknown dataset '%s', expected mnist or fashion", optarg);
-            o->dataset = optarg;
-            break;
-        case O_EPOCHS:
-            if (cli_parse_long(optarg, 0, 100000, &o->epochs))
-                return cli_usage(cmd, "--epochs must be an integer in 0..100000, got '%s'", optarg);
-            break;
-        case O_BATCH:
-            if (cli_parse_long(optarg, 1, 65536, &o->batch))
-                return cli_usage(cmd, "--batch must be an integer in 1..65536, got '%s'", optarg);
-            break;
-        case O_OPTIM: {
-            dn_optim_kind k;
-            if (dn_optim_parse(optarg, &k, &err))
-                return cli_usage(cmd, "%s", err.msg);
-            o->optim = (int)k;
-            break;
-        }
-        case O_SCHEDULE: {
-            dn_sched_kind k;
-            if (dn_sched_parse(optarg, &k, &err))
-                return cli_usage(cmd, "%s", err.msg);
-            o->schedule = (int)k;
-            break;
-        }
-        case O_LR:
-            if (cli_parse_double(optarg, 0, 1e6, &o->lr) || o->lr <= 0)
-                return cli_usage(cmd, "--lr must be a number > 0, got '%s'", optarg);
-            break;
-        case O_MOMENTUM:
-            if (cli_parse_double(optarg, 0, 1, &o->momentum))
-                return cli_usage(cmd, "--momentum must be in [0, 1], got '%s'", optarg);
-            break;
-        case O_WD:
-            if (cli_parse_double(optarg, 0, 1e3, &o->wd))
-                return cli_usage(cmd, "--weight-decay must be a number >= 0, got '%s'", optarg);
-            break;
-        case O_RHO:
-            if (cli_parse_double(optarg, 0, 1, &o->rho))
-                return cli_usage(cmd, "--rho must be in [0, 1], got '%s'", optarg);
-            break;
-        case O_EPS:
-            if (cli_parse_double(optarg, 0, 1, &o->eps))
-                return cli_usage(cmd, "--eps must be in [0, 1], got '%s'", optarg);
-            break;
-        case O_BETAS: {
-            char *comma = strchr(optarg, ',');
-            char b1[64];
-            if (!comma || (size_t)(comma - optarg) >= sizeof b1)
-                return cli_usage(cmd, "--betas must be B1,B2 (e.g. 0.9,0.999), got '%s'", optarg);
-            snprintf(b1, sizeof b1, "%.*s", (int)(comma - optarg), optarg);
-            if (cli_parse_double(b1, 0, 0.999999, &o->beta1) ||
-                cli_parse_double(comma + 1, 0, 0.999999999, &o->beta2))
-                return cli_usage(cmd, "--betas must be two numbers in [0, 1), got '%s'", optarg);
-            break;
-        }
-        case O_GAMMA:
-            if (cli_parse_double(optarg, 0, 10, &d) || d <= 0)
-                return cli_usage(cmd, "--gamma must be a number > 0, got '%s'", optarg);
-            o->gamma = d;
-            break;
-        case O_STEP_SIZE:
-            if (cli_parse_long(optarg, 1, 100000, &o->step_size))
-                return cli_usage(cmd, "--step-size must be an integer >= 1, got '%s'", optarg);
-            break;
-        case O_SEED: {
-            char *end;
-            errno = 0;
-            if (!*optarg || *optarg == '-' || (o->seed = strtoull(optarg, &end, 10), errno) ||
-                *end)
-                return cli_usage(cmd, "--seed must be a non-negative integer, got '%s'", optarg);
-            o->has_seed = 1;
-            break;
-        }
-        case O_THREADS:
-            if (cli_parse_long(optarg, 1, 256, &o->threads))
-                return cli_usage(cmd, "--threads must be an integer in 1..256, got '%s'", optarg);
-            break;
-        case O_VAL:
-            if (cli_parse_long(optarg, 1, 1000000000, &o->val))
-                return cli_usage(cmd, "--val must be an integer >= 1, got '%s'", optarg);
-            break;
-        case O_LIMIT:
-            if (cli_parse_long(optarg, 1, 1000000000, &o->limit))
-                return cli_usage(cmd, "--limit must be an integer >= 1, got '%s'", optarg);
-            break;
-        case O_NESTEROV: o->nesterov = 1; break;
-        case O_AMSGRAD: o->amsgrad = 1; break;
-        case O_AUGMENT: o->augment = 1; break;
-        case O_OUT: o->out = optarg; break;
-        case O_METRICS: o->metrics = optarg; break;
-        case O_RESUME: o->resume = optarg; break;
-        case O_ARCH: o->arch = optarg; break;
-        case O_PRESET:
-            if (strcmp(optarg, "lecture") && strcmp(optarg, "best"))
-                return cli_usage(cmd, "unknown preset '%s', expected lecture or best", optarg);
-            o->preset = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return -1;
-        case ':':
-            return cli_usage(cmd, "option '%s' needs a value", argv[optind - 1]);
-        default:
-            if (optopt)
-                return cli_usage(cmd, "unknown option '-%c'", optopt);
-            return cli_usage(cmd, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_usage(cmd, "unexpected argument '%s'", argv[optind]);
+    dn_optim_kind k;
+    dn_error err = {0};
+    if (dn_optim_parse(value, &k, &err))
+        return cli_usage(cmd, "%s", err.msg);
+    *(int *)target = (int)k;
     return 0;
 }
 
-/* Defaults, then the preset, then single flags. */
-static int build_recipe(const opts *o, dn_train_config *c)
+static int parse_schedule(const char *cmd, const char *value, void *target)
 {
-    dn_train_defaults(c);
-    if (o->preset && !strcmp(o->preset, "best"))
-        preset_best(c);
-    if (o->optim >= 0 && (dn_optim_kind)o->optim != c->optim.kind)
-        dn_optim_defaults(&c->optim, (dn_optim_kind)o->optim);
-    if (o->schedule >= 0 && (dn_sched_kind)o->schedule != c->sched.kind) {
-        dn_sched_config s;
-        dn_sched_defaults(&s, (dn_sched_kind)o->schedule);
-        c->sched = s;
-    }
+    dn_sched_kind k;
+    dn_error err = {0};
+    if (dn_sched_parse(value, &k, &err))
+        return cli_usage(cmd, "%s", err.msg);
+    *(int *)target = (int)k;
+    return 0;
+}
+
+static int parse_preset(const char *cmd, const char *value, void *target)
+{
+    dn_train_config scratch;
+    dn_error err = {0};
+    if (dn_train_preset(value, &scratch, &err))
+        return cli_usage(cmd, "%s", err.msg);
+    *(const char **)target = value;
+    return 0;
+}
+
+static int parse_betas(const char *cmd, const char *value, void *target)
+{
+    opts *o = target;
+    const char *comma = strchr(value, ',');
+    char b1[64];
+    if (!comma || (size_t)(comma - value) >= sizeof b1)
+        return cli_usage(cmd, "--betas must be B1,B2 (e.g. 0.9,0.999), got '%s'", value);
+    snprintf(b1, sizeof b1, "%.*s", (int)(comma - value), value);
+    if (cli_parse_double(b1, 0, 0.999999, &o->beta1) ||
+        cli_parse_double(comma + 1, 0, 0.999999999, &o->beta2))
+        return cli_usage(cmd, "--betas must be two numbers in [0, 1), got '%s'", value);
+    return 0;
+}
+
+static int parse_seed(const char *cmd, const char *value, void *target)
+{
+    opts *o = target;
+    char *end;
+    errno = 0;
+    if (!*value || *value == '-' || (o->seed = strtoull(value, &end, 10), errno) || *end)
+        return cli_usage(cmd, "--seed must be a non-negative integer, got '%s'", value);
+    o->has_seed = 1;
+    return 0;
+}
+
+#define RECIPE_LONG(nm, t, lo, hi, msg)                                                      \
+    {.name = nm, .kind = CLI_LONG, .target = (t), .min = lo, .max = hi, .bad = msg,          \
+     .flags = CLI_RECIPE}
+#define RECIPE_DOUBLE(nm, t, lo, hi, f, msg)                                                 \
+    {.name = nm, .kind = CLI_DOUBLE, .target = (t), .min = lo, .max = hi, .bad = msg,        \
+     .flags = CLI_RECIPE | (f)}
+#define RECIPE_CUSTOM(nm, t, fn)                                                             \
+    {.name = nm, .kind = CLI_CUSTOM, .target = (t), .parse = fn, .flags = CLI_RECIPE}
+#define RECIPE_FLAG(nm, t) {.name = nm, .kind = CLI_FLAG, .target = (t), .flags = CLI_RECIPE}
+
+static int parse(int argc, char **argv, opts *o)
+{
+    const cli_opt table[] = {
+        CLI_OPT_DATA(&o->data),
+        CLI_OPT_DATASET(&o->dataset, CLI_RECIPE),
+        {.name = "epochs", .kind = CLI_LONG, .target = &o->epochs, .min = 0, .max = 100000,
+         .bad = "--epochs must be an integer in 0..100000, got '%s'"},
+        RECIPE_LONG("batch", &o->batch, 1, 65536, "--batch must be an integer in 1..65536, got '%s'"),
+        RECIPE_CUSTOM("optim", &o->optim, parse_optim),
+        RECIPE_DOUBLE("lr", &o->lr, 0, 1e6, CLI_POSITIVE, "--lr must be a number > 0, got '%s'"),
+        RECIPE_DOUBLE("momentum", &o->momentum, 0, 1, 0, "--momentum must be in [0, 1], got '%s'"),
+        RECIPE_FLAG("nesterov", &o->nesterov),
+        RECIPE_DOUBLE("weight-decay", &o->wd, 0, 1e3, 0,
+                      "--weight-decay must be a number >= 0, got '%s'"),
+        RECIPE_DOUBLE("rho", &o->rho, 0, 1, 0, "--rho must be in [0, 1], got '%s'"),
+        RECIPE_DOUBLE("eps", &o->eps, 0, 1, 0, "--eps must be in [0, 1], got '%s'"),
+        RECIPE_CUSTOM("betas", o, parse_betas),
+        RECIPE_FLAG("amsgrad", &o->amsgrad),
+        RECIPE_CUSTOM("schedule", &o->schedule, parse_schedule),
+        RECIPE_DOUBLE("gamma", &o->gamma, 0, 10, CLI_POSITIVE,
+                      "--gamma must be a number > 0, got '%s'"),
+        RECIPE_LONG("step-size", &o->step_size, 1, 100000,
+                    "--step-size must be an integer >= 1, got '%s'"),
+        RECIPE_CUSTOM("seed", o, parse_seed),
+        CLI_OPT_THREADS(&o->threads),
+        CLI_OPT_OUT(&o->out),
+        {.name = "metrics", .kind = CLI_STRING, .target = &o->metrics},
+        {.name = "resume", .kind = CLI_STRING, .target = &o->resume},
+        RECIPE_FLAG("augment", &o->augment),
+        RECIPE_LONG("val", &o->val, 1, 1000000000, "--val must be an integer >= 1, got '%s'"),
+        CLI_OPT_LIMIT(&o->limit, CLI_RECIPE),
+        {.name = "arch", .kind = CLI_STRING, .target = &o->arch, .flags = CLI_RECIPE},
+        RECIPE_CUSTOM("preset", &o->preset, parse_preset),
+    };
+    const cli_spec spec = {"train", usage, table, CLI_N(table), 0};
+    int next;
+    return cli_parse(&spec, argc, argv, &next, &o->recipe_flag);
+}
+
+/* The single flags on top of the recipe c. */
+static void apply_flags(const opts *o, dn_train_config *c)
+{
     if (o->epochs >= 0)
         c->epochs = (int)o->epochs;
     if (o->batch > 0)
@@ -490,23 +256,32 @@ static int build_recipe(const opts *o, dn_train_config *c)
         c->optim.beta1 = o->beta1;
         c->optim.beta2 = o->beta2;
     }
-    if (o->nesterov)
-        c->optim.nesterov = 1;
-    if (o->amsgrad)
-        c->optim.amsgrad = 1;
+    c->optim.nesterov |= o->nesterov;
+    c->optim.amsgrad |= o->amsgrad;
     if (!isnan(o->gamma))
         c->sched.gamma = o->gamma;
     if (o->step_size > 0)
         c->sched.step_size = (int)o->step_size;
-    if (o->augment)
-        c->augment = 1;
+    c->augment |= o->augment;
     if (o->has_seed)
         c->seed = o->seed;
     if (o->val > 0)
         c->val = (size_t)o->val;
     if (o->limit > 0)
         c->limit = (size_t)o->limit;
+}
+
+/* Defaults, then the preset, then single flags. */
+static int build_recipe(const opts *o, dn_train_config *c)
+{
     dn_error err = {0};
+    if (dn_train_preset(o->preset ? o->preset : "lecture", c, &err))
+        return cli_usage("train", "%s", err.msg);
+    if (o->optim >= 0 && (dn_optim_kind)o->optim != c->optim.kind)
+        dn_optim_defaults(&c->optim, (dn_optim_kind)o->optim);
+    if (o->schedule >= 0 && (dn_sched_kind)o->schedule != c->sched.kind)
+        dn_sched_defaults(&c->sched, (dn_sched_kind)o->schedule);
+    apply_flags(o, c);
     if (dn_optim_check(&c->optim, &err))
         return cli_usage("train", "%s", err.msg);
     if ((o->nesterov || o->momentum > 0) && c->optim.kind != DN_OPTIM_SGD)
@@ -516,199 +291,178 @@ static int build_recipe(const opts *o, dn_train_config *c)
     return 0;
 }
 
-static void describe(const dn_train_config *c, const dn_model *m, size_t n_train, size_t n_eval,
-                     const char *split, int threads)
+/* ------------------------------------------------------------------------ */
+/* The run                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Everything a run holds, freed in one place. */
+typedef struct run {
+    opts o;
+    dn_train_config cfg;
+    dn_model *m;
+    dn_file_extras resume;  /* the checkpoint's extras with --resume */
+    int epochs_done;        /* by the checkpoint */
+    char dataset[16];
+    const char *out;        /* the model file */
+    char metrics_path[4200];
+    dn_dataset train, test;
+    int have_test;
+} run;
+
+static void run_free(run *r)
 {
-    const dn_optim_config *o = &c->optim;
-    printf("training %zu parameters on %zu %s images (%s: %zu), batch %d, %d epochs, seed %llu, "
-           "%d threads\n",
-           m->n_params, n_train, m->dataset, split ? split : "no evaluation", n_eval, c->batch,
-           c->epochs, (unsigned long long)c->seed, threads);
-    printf("%s lr %g", dn_optim_name(o->kind), o->lr);
-    switch (o->kind) {
-    case DN_OPTIM_ADADELTA: printf(" rho %g eps %g", o->rho, o->eps); break;
-    case DN_OPTIM_SGD:
-        printf(" momentum %g%s", o->momentum, o->nesterov ? " nesterov" : "");
-        break;
-    case DN_OPTIM_ADAM:
-    case DN_OPTIM_ADAMW:
-        printf(" betas %g,%g eps %g%s", o->beta1, o->beta2, o->eps, o->amsgrad ? " amsgrad" : "");
-        break;
+    dn_dataset_free(&r->train);
+    dn_dataset_free(&r->test);
+    dn_file_extras_free(&r->resume);
+    dn_model_free(r->m);
+}
+
+/* --resume: the checkpoint's model and recipe; --epochs may extend it. */
+static int from_checkpoint(run *r)
+{
+    dn_error err = {0};
+    const opts *o = &r->o;
+    if (!(r->m = dn_model_load(o->resume, &r->resume, &err)))
+        return cli_fail_err(&err);
+    dn_train_defaults(&r->cfg);
+    if (dn_train_config_from_checkpoint(&r->resume, &r->cfg, &r->epochs_done, &err))
+        return cli_fail("%s: %s", o->resume, err.msg);
+    const char *planned = dn_file_extras_get(&r->resume, "train.epochs");
+    long total;
+    r->cfg.epochs = o->epochs >= 0 ? (int)o->epochs
+                    : planned && !cli_parse_long(planned, 0, 100000, &total) ? (int)total
+                                                                              : r->epochs_done;
+    if (r->m->dataset[0])
+        snprintf(r->dataset, sizeof r->dataset, "%s", r->m->dataset);
+    return 0;
+}
+
+/* Everything that can be refused before anything is written: the data
+ * directory, the output files, the architecture. */
+static int check_before(run *r)
+{
+    const opts *o = &r->o;
+    char why[4400];
+    r->out = o->out ? o->out : o->resume ? o->resume : cli_model_path(NULL);
+    if (o->metrics)
+        snprintf(r->metrics_path, sizeof r->metrics_path, "%s", o->metrics);
+    else
+        snprintf(r->metrics_path, sizeof r->metrics_path, "%s.metrics.jsonl", r->out);
+    const char *dir = cli_data_dir(r->dataset, o->data);
+    if (!cli_is_dir(dir))
+        return cli_usage("train", "data directory '%s' not found (run 'make data' or pass "
+                         "--data DIR)", dir);
+    if (cli_check_writable(r->out, why, sizeof why))
+        return cli_usage("train", "cannot write the model file '%s': %s", r->out, why);
+    if (cli_check_writable(r->metrics_path, why, sizeof why))
+        return cli_usage("train", "cannot write the metrics file '%s': %s", r->metrics_path,
+                         why);
+    if (!r->m) {
+        dn_error err = {0};
+        dn_shape in = DN_INPUT_SHAPE;
+        if (!(r->m = dn_model_new(o->arch, in, r->cfg.seed, &err)))
+            return cli_usage("train", "--arch: %s", err.msg);
     }
-    if (o->weight_decay > 0)
-        printf(" weight decay %g", o->weight_decay);
-    printf(", schedule %s", dn_sched_name(c->sched.kind));
-    if (c->sched.kind == DN_SCHED_STEP)
-        printf(" (gamma %g every %d epochs)", c->sched.gamma, c->sched.step_size);
-    printf("%s\n", c->augment ? ", augmented" : "");
+    return 0;
+}
+
+/* The training split and, without --val, the test split. */
+static int load_data(run *r)
+{
+    dn_error err = {0};
+    const char *dir = cli_data_dir(r->dataset, r->o.data);
+    if (dn_dataset_load(&r->train, dir, "train", r->dataset, &err))
+        return cli_fail_err(&err);
+    if (!r->cfg.val) {
+        if (dn_dataset_load(&r->test, dir, "test", r->dataset, &err))
+            return cli_fail_err(&err);
+        r->have_test = 1;
+    }
+    if (r->cfg.val >= r->train.n)
+        return cli_usage("train", "--val %zu leaves no training images (the set has %zu)",
+                         r->cfg.val, r->train.n);
+    return 0;
+}
+
+/* What dn_train's result means for the user. */
+static int outcome(const run *r, dn_status st, const dn_error *err)
+{
+    if (st == DN_ERR_INTERRUPTED) {
+        fprintf(stderr, "digitnet: %s (continue with: digitnet train --resume %s)\n", err->msg,
+                r->out);
+        return CLI_EXIT_INTERRUPTED;
+    }
+    if (st == DN_ERR_ARG)
+        return cli_usage("train", "%s", err->msg);
+    if (st)
+        return cli_fail_err(err);
+    printf("model written to %s (metrics: %s)\n", r->out, r->metrics_path);
+    return 0;
+}
+
+static int train(run *r)
+{
+    const opts *o = &r->o;
+    char why[4400];
+    cli_train_run show = {cli_stdout_is_tty(), NULL, 0, 0};
+    show.metrics = cli_metrics_open(r->metrics_path, o->resume ? r->epochs_done : 0, why,
+                                    sizeof why);
+    if (!show.metrics)
+        return cli_fail("%s", why);
+    snprintf(r->m->dataset, sizeof r->m->dataset, "%s", r->dataset);
+    size_t n_train = r->train.n - r->cfg.val;
+    if (r->cfg.limit && r->cfg.limit < n_train)
+        n_train = r->cfg.limit;
+    int threads = r->cfg.threads > 0 ? r->cfg.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    cli_train_describe(&r->cfg, r->m, n_train, r->cfg.val ? r->cfg.val : r->test.n,
+                       r->cfg.val ? "val" : "test", threads);
+    const char *mid = o->resume ? dn_file_extras_get(&r->resume, "train.batch") : NULL;
+    if (o->resume && mid && strcmp(mid, "0"))
+        printf("resuming %s in epoch %d after batch %s\n", o->resume, r->epochs_done + 1, mid);
+    else if (o->resume)
+        printf("resuming %s after %d epochs\n", o->resume, r->epochs_done);
+    cli_train_catch_sigint();
+    r->cfg.checkpoint = r->out;
+    r->cfg.progress = cli_train_progress;
+    r->cfg.user = &show;
+    dn_error err = {0};
+    dn_status st = dn_train(r->m, &r->train, r->have_test ? &r->test : NULL, &r->cfg,
+                            o->resume ? &r->resume : NULL, &err);
+    if (show.drawn)
+        printf("\n");
     fflush(stdout);
+    fclose(show.metrics);
+    return outcome(r, st, &err);
 }
 
 int cmd_train(int argc, char **argv)
 {
-    opts o;
-    memset(&o, 0, sizeof o);
-    o.epochs = o.batch = o.step_size = o.threads = o.val = o.limit = -1;
-    o.optim = o.schedule = -1;
-    o.lr = o.momentum = o.wd = o.rho = o.eps = o.beta1 = o.beta2 = o.gamma = NAN;
-    int rc = parse(argc, argv, &o);
+    run r;
+    memset(&r, 0, sizeof r);
+    opts *o = &r.o;
+    o->epochs = o->batch = o->step_size = o->threads = o->val = o->limit = -1;
+    o->optim = o->schedule = -1;
+    o->lr = o->momentum = o->wd = o->rho = o->eps = o->beta1 = o->beta2 = o->gamma = NAN;
+    int rc = parse(argc, argv, o);
     if (rc)
-        return rc < 0 ? 0 : rc;
-    if (o.resume && o.recipe_flag)
+        return rc == CLI_HELP ? 0 : rc;
+    if (o->resume && o->recipe_flag)
         return cli_usage("train", "--%s cannot be combined with --resume: the checkpoint's "
                          "recipe continues (only --epochs, --threads, --out, --metrics and "
-                         "--data may be given)", o.recipe_flag);
-
-    dn_train_config cfg;
-    dn_error err = {0};
-    dn_model *m = NULL;
-    dn_file_extras resume;
-    memset(&resume, 0, sizeof resume);
-    int epochs_done = 0;
-    char dataset[16];
-    snprintf(dataset, sizeof dataset, "%s", o.dataset ? o.dataset : "mnist");
-    if (o.resume) {
-        m = dn_model_load(o.resume, &resume, &err);
-        if (!m)
-            return cli_fail_err(&err);
-        dn_train_defaults(&cfg);
-        if (dn_train_config_from_checkpoint(&resume, &cfg, &epochs_done, &err)) {
-            dn_file_extras_free(&resume);
-            dn_model_free(m);
-            return cli_fail("%s: %s", o.resume, err.msg);
-        }
-        const char *planned = dn_file_extras_get(&resume, "train.epochs");
-        long total;
-        cfg.epochs = o.epochs >= 0 ? (int)o.epochs
-                     : planned && !cli_parse_long(planned, 0, 100000, &total) ? (int)total
-                                                                               : epochs_done;
-        if (m->dataset[0])
-            snprintf(dataset, sizeof dataset, "%s", m->dataset);
-    } else if ((rc = build_recipe(&o, &cfg)) != 0) {
-        return rc;
-    }
-    if (o.threads > 0)
-        cfg.threads = (int)o.threads;
-
-    /* Everything that can be refused, before anything is written. */
-    const char *out = o.out ? o.out : o.resume ? o.resume : cli_model_path(NULL);
-    char metrics_path[4200], why[4400];
-    snprintf(metrics_path, sizeof metrics_path, "%s", o.metrics ? o.metrics : "");
-    if (!o.metrics)
-        snprintf(metrics_path, sizeof metrics_path, "%s.metrics.jsonl", out);
-    const char *dir = cli_data_dir(dataset, o.data);
-    rc = 0;
-    if (!is_dir(dir))
-        rc = cli_usage("train", "data directory '%s' not found (run 'make data' or pass "
-                       "--data DIR)", dir);
-    else if (check_writable(out, why, sizeof why))
-        rc = cli_usage("train", "cannot write the model file '%s': %s", out, why);
-    else if (check_writable(metrics_path, why, sizeof why))
-        rc = cli_usage("train", "cannot write the metrics file '%s': %s", metrics_path, why);
-    if (!rc && !m) {
-        dn_shape in = {1, 28, 28};
-        m = dn_model_new(o.arch, in, cfg.seed, &err);
-        if (!m)
-            rc = cli_usage("train", "--arch: %s", err.msg);
-    }
-    if (rc) {
-        dn_file_extras_free(&resume);
-        dn_model_free(m);
-        return rc;
-    }
-
-    dn_dataset train, test;
-    memset(&test, 0, sizeof test);
-    int have_test = 0;
-    if (dn_dataset_load(&train, dir, "train", dataset, &err)) {
-        rc = cli_fail_err(&err);
-    } else if (!cfg.val) {
-        if (dn_dataset_load(&test, dir, "test", dataset, &err)) {
-            dn_dataset_free(&train);
-            rc = cli_fail_err(&err);
-        } else {
-            have_test = 1;
-        }
-    }
-    if (!rc && cfg.val >= train.n) {
-        rc = cli_usage("train", "--val %zu leaves no training images (the set has %zu)", cfg.val,
-                       train.n);
-        dn_dataset_free(&train);
-    }
-    if (!rc && !o.resume && (train.rows != 28 || train.cols != 28)) {
-        dn_shape in = {1, (int)train.rows, (int)train.cols};
-        dn_model_free(m);
-        m = dn_model_new(o.arch, in, cfg.seed, &err);
-        if (!m) {
-            rc = cli_fail("--arch does not fit %ux%u images: %s", train.rows, train.cols, err.msg);
-            dn_dataset_free(&train);
-            dn_dataset_free(&test);
-        }
-    }
-    if (rc) {
-        dn_file_extras_free(&resume);
-        dn_model_free(m);
-        return rc;
-    }
-
-    size_t n_train = train.n - cfg.val;
-    if (cfg.limit && cfg.limit < n_train)
-        n_train = cfg.limit;
-    if (o.resume && epochs_done >= cfg.epochs) {
+                         "--data may be given)", o->recipe_flag);
+    snprintf(r.dataset, sizeof r.dataset, "%s", o->dataset ? o->dataset : "mnist");
+    rc = o->resume ? from_checkpoint(&r) : build_recipe(o, &r.cfg);
+    if (!rc && o->threads > 0)
+        r.cfg.threads = (int)o->threads;
+    if (!rc)
+        rc = check_before(&r);
+    if (!rc)
+        rc = load_data(&r);
+    if (!rc && o->resume && r.epochs_done >= r.cfg.epochs)
         printf("nothing to do: %s has %d of %d epochs done (pass --epochs to train more)\n",
-               o.resume, epochs_done, cfg.epochs);
-        dn_dataset_free(&train);
-        dn_dataset_free(&test);
-        dn_file_extras_free(&resume);
-        dn_model_free(m);
-        return 0;
-    }
-    run r = {cli_stdout_is_tty(), NULL, 0, 0};
-    r.metrics = open_metrics(metrics_path, o.resume ? epochs_done : 0, why, sizeof why);
-    if (!r.metrics) {
-        rc = cli_fail("%s", why);
-    } else {
-        snprintf(m->dataset, sizeof m->dataset, "%s", dataset);
-        int threads = cfg.threads > 0 ? cfg.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
-        describe(&cfg, m, n_train, cfg.val ? cfg.val : test.n, cfg.val ? "val" : "test",
-                 threads);
-        const char *mid = o.resume ? dn_file_extras_get(&resume, "train.batch") : NULL;
-        if (o.resume && mid && strcmp(mid, "0"))
-            printf("resuming %s in epoch %d after batch %s\n", o.resume, epochs_done + 1, mid);
-        else if (o.resume)
-            printf("resuming %s after %d epochs\n", o.resume, epochs_done);
-
-        /* Stays installed to the end: a Ctrl-C that comes while the
-         * checkpoint is written or the command winds up exits 130 too. */
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_sigint;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, NULL);
-        cfg.checkpoint = out;
-        cfg.progress = on_progress;
-        cfg.user = &r;
-        dn_status st = dn_train(m, &train, have_test ? &test : NULL, &cfg,
-                                o.resume ? &resume : NULL, &err);
-        if (r.drawn)
-            printf("\n");
-        fflush(stdout);
-        fclose(r.metrics);
-        if (st == DN_ERR_INTERRUPTED) {
-            fprintf(stderr, "digitnet: %s (continue with: digitnet train --resume %s)\n",
-                    err.msg, out);
-            rc = CLI_EXIT_INTERRUPTED;
-        } else if (st == DN_ERR_ARG) {
-            rc = cli_usage("train", "%s", err.msg);
-        } else if (st) {
-            rc = cli_fail_err(&err);
-        } else {
-            printf("model written to %s (metrics: %s)\n", out, metrics_path);
-        }
-    }
-    dn_dataset_free(&train);
-    dn_dataset_free(&test);
-    dn_file_extras_free(&resume);
-    dn_model_free(m);
+               o->resume, r.epochs_done, r.cfg.epochs);
+    else if (!rc)
+        rc = train(&r);
+    run_free(&r);
     return rc;
 }

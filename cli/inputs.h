@@ -7,6 +7,7 @@
 #define DN_CLI_INPUTS_H
 
 #include "cli.h"
+#include "files.h"
 
 /* Loads the model at cli_model_path(explicit_path). On failure prints one
  * error line (with a hint to run `digitnet train` when the file does not
@@ -24,10 +25,6 @@ int cli_load_test_set(const dn_model *m, const char *data_arg, dn_dataset *ds);
  * another dataset than mnist, since that preprocessing is for digits. */
 int cli_images_raw(const dn_model *m, int raw);
 
-/* Creates the --out directory dir and its parents. Returns 0, or prints
- * "<dir>: cannot create the directory: <reason>" and returns CLI_EXIT_FAIL. */
-int cli_make_out_dir(const char *dir);
-
 typedef struct cli_input {
     char name[512];         /* the file, or "mnist test #N" */
     long index;             /* MNIST test index, or -1 */
@@ -42,25 +39,6 @@ typedef struct cli_input {
 dn_status cli_input_image(cli_input *in, const char *path, int raw, dn_error *err);
 /* Test image `index` of ds. Returns DN_OK or fills err (out of range). */
 dn_status cli_input_mnist(cli_input *in, const dn_dataset *ds, long index, dn_error *err);
-
-/* The image files of dir (by extension: png jpg jpeg bmp gif pgm ppm pnm
- * tga), sorted by name, as malloc'd "dir/name" paths. */
-dn_status cli_list_images(const char *dir, char ***paths, size_t *n, dn_error *err);
-void cli_free_list(char **paths, size_t n);
-
-/* Appends the numbers of a comma list such as "0,1,2" to *v (grown with
- * realloc) checking each is in [0, max]. Returns 0, or -1 on a bad list. */
-int cli_parse_index_list(const char *s, long max, long **v, size_t *n);
-
-/* mkdir -p: creates dir and its parents. Returns 0, or -1 with errno. */
-int cli_make_dirs(const char *dir);
-
-/* Index of the largest of n values (the first on ties). */
-int cli_argmax(const float *v, int n);
-
-/* The label of class c for output: "7" for digits, "7 Sneaker" for
- * Fashion-MNIST. */
-const char *cli_class_label(const dn_model *m, int c, char *buf, size_t size);
 
 /* Runs the model on one input (normalised with the model's mean and std)
  * and returns its log-probabilities (classes values in w), or NULL. */

@@ -1,5 +1,6 @@
 /*
- * util.c - error lines, strict number parsing and default paths.
+ * util.c - error lines, strict number parsing, default paths and the few
+ * formats every command prints the same way.
  */
 #include "cli.h"
 
@@ -7,6 +8,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 int cli_fail(const char *fmt, ...)
@@ -34,6 +36,16 @@ int cli_usage(const char *cmd, const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, " (see 'digitnet %s --help')\n", cmd);
     return CLI_EXIT_USAGE;
+}
+
+dn_status cli_error(dn_error *err, dn_status st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+    err->status = st;
+    return st;
 }
 
 int cli_parse_long(const char *s, long min, long max, long *out)
@@ -83,4 +95,22 @@ const char *cli_model_path(const char *explicit_path)
 int cli_stdout_is_tty(void)
 {
     return isatty(STDOUT_FILENO);
+}
+
+const char *cli_class_label(const char *dataset, int c, char *buf, size_t size)
+{
+    const char *const *names = dn_class_names(dataset);
+    if (names && c >= 0 && c < 10 && strcmp(dataset, "mnist") != 0)
+        snprintf(buf, size, "%d %s", c, names[c]);
+    else
+        snprintf(buf, size, "%d", c);
+    return buf;
+}
+
+const char *cli_fmt_logp(char *buf, size_t size, float v)
+{
+    snprintf(buf, size, "%.4f", v);
+    if (!strcmp(buf, "-0.0000"))
+        snprintf(buf, size, "0.0000");
+    return buf;
 }

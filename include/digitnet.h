@@ -5,7 +5,8 @@
  * lecture "Identifying Digits with a CNN" (CNN_MNIST) in C17: MNIST readers,
  * the layers forward and backward, the model built from a textual spec,
  * safetensors model files compatible with PyTorch's state_dict, optimizers,
- * training, image preprocessing and pictures of what each layer sees.
+ * training, image preprocessing. Pictures of what each layer sees (PNG,
+ * HTML text, SVG charts) have their own header, digitnet_picture.h.
  *
  * Conventions
  *  - Every public symbol starts with dn_.
@@ -164,6 +165,12 @@ typedef enum dn_layer_kind {
 typedef struct dn_shape {
     int c, h, w;
 } dn_shape;
+
+/* The lecture's input: one grey channel of DN_IMAGE_SIDE x DN_IMAGE_SIDE
+ * (1x28x28), the shape of an MNIST image. An initialiser:
+ * dn_shape in = DN_INPUT_SHAPE; */
+#define DN_INPUT_CHANNELS 1
+#define DN_INPUT_SHAPE {DN_INPUT_CHANNELS, DN_IMAGE_SIDE, DN_IMAGE_SIDE}
 
 typedef struct dn_layer {
     dn_layer_kind kind;
@@ -347,7 +354,8 @@ const char *dn_file_extras_get(const dn_file_extras *x, const char *key);
 /* Optimizers, schedules and training                                       */
 /* ------------------------------------------------------------------------ */
 
-/* (section owned by src/optim.c, src/train.c and src/augment.c) */
+/* (section owned by src/optim.c, src/augment.c, src/presets.c, src/train.c,
+ * src/evaluate.c and src/checkpoint.c) */
 
 /* Optimizers. Each update rule is PyTorch 1.13's (torch.optim, the
  * single-tensor path) element by element, with its defaults:
@@ -521,11 +529,24 @@ typedef struct dn_train_config {
                                NULL for none */
     dn_train_callback progress; /* may be NULL */
     void *user;
+    int reference;          /* non-zero: the general reference kernels only
+                               (dn_work_set_reference), for tests that pin
+                               the reference arithmetic; not recorded */
 } dn_train_config;
 
 /* The MNIST example's recipe: 14 epochs, batch 64, seed 1, Adadelta lr 1.0,
- * StepLR step 1 gamma 0.7, all cores, no augmentation. */
+ * StepLR step 1 gamma 0.7, all cores, no augmentation. The same as
+ * dn_train_preset("lecture", ...). */
 void dn_train_defaults(dn_train_config *c);
+
+/* Fills c with a named recipe (the defaults above, then the preset's
+ * settings): "lecture" (dn_train_defaults) or "best" (augmented Adam with a
+ * one-cycle schedule, 40 epochs; see src/presets.c for how it was chosen).
+ * DN_ERR_ARG naming the choices for an unknown name, c untouched. */
+dn_status dn_train_preset(const char *name, dn_train_config *c, dn_error *err);
+/* The name of preset i (0, 1, ... in the order above) and a one-line
+ * summary of it (may be NULL); NULL past the last. */
+const char *dn_train_preset_name(int i, const char **summary);
 
 /* Trains m on train (evaluating after each epoch on the held-out val images
  * or, without val, on test when not NULL). If resume is not NULL it is the
@@ -564,10 +585,55 @@ dn_status dn_evaluate(const dn_model *m, const dn_dataset *ds, size_t first,
                       double *loss, size_t *correct, dn_error *err);
 
 /* ------------------------------------------------------------------------ */
-/* Images: decoding, MNIST-style preprocessing, pictures                    */
+/* Metrics                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/* (section owned by src/image.c and src/picture.c) */
+/* (section owned by src/metrics.c) What the trainer, `eval`, `report` and
+ * `serve` compute from log-probabilities, each in one place. */
+
+/* Index of the largest of v[0..n) (the first on ties; NaN never wins over
+ * an earlier value); 0 when n < 1. The predicted class of a row of
+ * log-probabilities. */
+int dn_argmax(const float *v, int n);
+
+/* Fraction correct, correct / n, and (if se is not NULL) its standard
+ * error sqrt(p (1 - p) / n); both NAN when n is 0. */
+double dn_accuracy(size_t correct, size_t n, double *se);
+
+/* Adds the predictions of logp (n, k) for labels (n) into the confusion
+ * matrix cm (k, k), cm[true * k + predicted]; labels not below k are not
+ * counted. Returns how many were right. */
+size_t dn_confusion_add(size_t *cm, int k, const float *logp, const uint8_t *labels, size_t n);
+
+/* Per-class figures of a confusion matrix; a class never predicted (or
+ * never present) has precision (recall) 0, and then F1 is 0. */
+typedef struct dn_class_scores {
+    double precision;   /* cm[c][c] / column sum */
+    double recall;      /* cm[c][c] / row sum */
+    double f1;          /* harmonic mean of the two */
+    size_t support;     /* row sum: images of class c */
+} dn_class_scores;
+
+/* scores (k) from cm (k, k). */
+void dn_class_scores_of(const size_t *cm, int k, dn_class_scores *scores);
+
+/* One off-diagonal cell of a confusion matrix. */
+typedef struct dn_confused_pair {
+    int truth, predicted;
+    size_t count;
+} dn_confused_pair;
+
+/* The at most max most frequent confusions of cm (k, k), most frequent
+ * first (ties: by true class, then predicted class), non-zero cells only.
+ * Returns how many were written to pairs. */
+int dn_most_confused(const size_t *cm, int k, dn_confused_pair *pairs, int max);
+
+/* ------------------------------------------------------------------------ */
+/* Images: decoding and MNIST-style preprocessing                           */
+/* ------------------------------------------------------------------------ */
+
+/* (section owned by src/image.c; pictures of what the network sees are in
+ * digitnet_picture.h) */
 
 /* Bounds on what the decoders accept, checked from the file's header before
  * any pixel is decoded, so that a hostile header cannot make us allocate
@@ -643,109 +709,15 @@ dn_status dn_image_raw(const dn_image *img, float *out, dn_error *err);
 /* x[i] = (x[i] - mean) / std for n values: the model's normalisation. */
 void dn_image_normalize(float *x, size_t n, float mean, float std);
 
-/* --- Pictures ----------------------------------------------------------- */
-
-/* An RGB picture being drawn. */
-typedef struct dn_canvas {
-    int w, h;
-    uint8_t *rgb;       /* (h, w, 3) */
-} dn_canvas;
-
-/* Colour maps: a value t in [0, 1] (clamped; NaN is drawn magenta) to
- * 0xRRGGBB. VIRIDIS is sequential and reads in grey, for values >= 0 such
- * as ReLU outputs; DIVERGING runs blue - white - red with white at 0.5, for
- * signed values such as weights on a range symmetric about 0. */
-typedef enum dn_colormap {
-    DN_CMAP_GREY,
-    DN_CMAP_VIRIDIS,
-    DN_CMAP_DIVERGING
-} dn_colormap;
-
-uint32_t dn_colormap_rgb(dn_colormap map, float t);
-
-/* Allocates a w x h canvas filled with colour bg (0xRRGGBB). */
-dn_status dn_canvas_new(dn_canvas *c, int w, int h, uint32_t bg,
-                        dn_error *err);
-void dn_canvas_free(dn_canvas *c);
-/* Fills a rectangle, clipped to the canvas. */
-void dn_canvas_fill(dn_canvas *c, int x, int y, int w, int h, uint32_t rgb);
-/* Draws map (h, w) with its top-left at (x, y), each value a scale x scale
- * block coloured by map((v - lo) / (hi - lo)); clipped to the canvas. */
-void dn_canvas_map(dn_canvas *c, int x, int y, const float *map, int h,
-                   int w, int scale, float lo, float hi, dn_colormap cmap);
-
-/* Geometry of a grid of n maps of h x w values each drawn at `scale`,
- * `cols` to a row, with `gap` pixels between maps and around the grid. Map
- * k's top-left pixel is at (cell_x(k), cell_y(k)). */
-typedef struct dn_grid {
-    int n, cols, rows;
-    int h, w, scale, gap;
-    int width, height;  /* of the whole picture */
-} dn_grid;
-
-dn_grid dn_grid_layout(int n, int h, int w, int cols, int scale, int gap);
-int dn_grid_cell_x(const dn_grid *g, int k);
-int dn_grid_cell_y(const dn_grid *g, int k);
-/* Draws maps (n, h, w) as laid out by g on a new canvas with a light grey
- * background, every map on the same lo..hi range so that they compare. */
-dn_status dn_grid_draw(const dn_grid *g, const float *maps, float lo,
-                       float hi, dn_colormap cmap, dn_canvas *out,
-                       dn_error *err);
-
-/* Encodes pixels (h, w, channels) with channels 1 (grey), 3 (RGB) or 4
- * (RGBA) as PNG into a malloc'd buffer. Deterministic. */
-dn_status dn_png_encode(const uint8_t *px, int w, int h, int channels,
-                        uint8_t **png, size_t *size, dn_error *err);
-/* Writes pixels as a PNG file atomically (see dn_file_write_atomic). */
-dn_status dn_png_write(const char *path, const uint8_t *px, int w, int h,
-                       int channels, dn_error *err);
-dn_status dn_canvas_write_png(const dn_canvas *c, const char *path,
-                              dn_error *err);
+/* ------------------------------------------------------------------------ */
+/* Files                                                                    */
+/* ------------------------------------------------------------------------ */
 
 /* Writes size bytes to path atomically: a temporary file in the same
  * directory, fsync, rename. An existing file at path is left untouched on
  * any failure. */
 dn_status dn_file_write_atomic(const char *path, const void *data,
                                size_t size, dn_error *err);
-
-/* A growing text buffer for HTML and SVG. A failed allocation sets oom and
- * makes later appends no-ops, so callers check once at the end. */
-typedef struct dn_text {
-    char *s;            /* NUL-terminated; NULL until the first append */
-    size_t len, cap;
-    int oom;
-} dn_text;
-
-void dn_text_printf(dn_text *t, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-/* Appends s with &, <, >, " and ' escaped for HTML text and attributes. */
-void dn_text_html(dn_text *t, const char *s);
-void dn_text_free(dn_text *t);
-
-/* One line of a line chart: n points (x[i], y[i]), with a vertical error
- * bar of +-err[i] when err is not NULL. */
-typedef struct dn_series {
-    const char *name;
-    const double *x, *y, *err;
-    int n;
-    uint32_t rgb;
-} dn_series;
-
-/* Appends an inline <svg> line chart of ns series with axes, ticks, axis
- * labels and a legend, width x height pixels. Non-finite points are
- * skipped. */
-void dn_svg_line_chart(dn_text *t, const dn_series *s, int ns,
-                       const char *title, const char *xlabel,
-                       const char *ylabel, int width, int height);
-/* Appends an inline <svg> bar chart of n values (labels[i] under bar i,
- * value printed on it) with bar `mark` highlighted (-1 for none). Bars
- * start at 0, so negative values such as log-probabilities hang down. */
-void dn_svg_bar_chart(dn_text *t, const float *v, int n,
-                      const char *const *labels, int mark, const char *title,
-                      int width, int height);
 
 #ifdef __cplusplus
 }

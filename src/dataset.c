@@ -93,7 +93,7 @@ dn_status dn_dataset_load(dn_dataset *ds, const char *dir, const char *split, co
     if (st2)
         return st2;
     /* The model's input is fixed at 1x28x28, as in the lecture. */
-    if (rows != 28 || cols != 28) {
+    if (rows != DN_IMAGE_SIDE || cols != DN_IMAGE_SIDE) {
         free(images);
         return dn_fail(err, DN_ERR_SHAPE, "%s: offset 8: images are %ux%u, expected 28x28 for %s",
                        ipath, (unsigned)rows, (unsigned)cols, name);

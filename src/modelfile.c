@@ -927,7 +927,7 @@ static dn_model *st_match(st_file *f, dn_file_extras *extras, dn_error *err)
     const char *input = meta_get(f, "input");
     const char *mean = meta_get(f, "mean"), *std = meta_get(f, "std");
     const char *dataset = meta_get(f, "dataset");
-    dn_shape in = {1, 28, 28};
+    dn_shape in = DN_INPUT_SHAPE;
     float fmean = DN_MNIST_MEAN, fstd = DN_MNIST_STD;
 
     if (input && !parse_input(input, &in)) {

@@ -29,6 +29,14 @@
 #define MAX_DIM 65536
 #define MAX_ITEM 96
 
+/* What an option left out of a spec means: conv k3 p0 s1 (PyTorch's
+ * padding and stride; the lecture's first kernel), dropout2d 0.5
+ * (PyTorch's p). maxpool's stride defaults to its kernel, set apart. */
+#define DEFAULT_KERNEL 3
+#define DEFAULT_PAD 0
+#define DEFAULT_STRIDE 1
+#define DEFAULT_DROPOUT 0.5f
+
 /* What the parser keeps while it walks the list, for error messages. */
 typedef struct spec_item {
     int index;              /* 1-based position in the list */
@@ -305,6 +313,74 @@ static void name_layer(dn_layer *L, int counts[])
         snprintf(L->name, sizeof L->name, "%s%d", stem[L->kind], n);
 }
 
+/* The layer kinds by their word in a spec. */
+static const struct {
+    const char *word;
+    dn_layer_kind kind;
+    int takes_options;
+} kinds[] = {
+    {"conv", DN_CONV, 1},       {"relu", DN_RELU, 0},
+    {"maxpool", DN_MAXPOOL, 1}, {"dropout2d", DN_DROPOUT2D, 1},
+    {"flatten", DN_FLATTEN, 0}, {"fc", DN_FC, 1},
+    {"logsoftmax", DN_LOGSOFTMAX, 0},
+};
+
+/* Item i (0-based) of the list starting at *p: its words (at most 8, in
+ * raw, split in place) and its text for messages; *p moves past it. */
+static dn_status read_item(const char **p, int i, char *raw, size_t size, char **words,
+                           int *nw, spec_item *it, dn_error *err)
+{
+    const char *end = strchr(*p, ',');
+    size_t len = end ? (size_t)(end - *p) : strlen(*p);
+    *it = (spec_item){.index = i + 1};
+    if (len >= size)
+        return dn_fail(err, DN_ERR_ARG, "layer %d: text too long (%zu characters)", i + 1, len);
+    memcpy(raw, *p, len);
+    raw[len] = 0;
+    *p = end ? end + 1 : *p + len;
+    *nw = split_words(raw, words, 8);
+    if (*nw < 0)
+        return dn_fail(err, DN_ERR_ARG, "layer %d: too many words", i + 1);
+    for (int j = 0; j < *nw; j++) {
+        size_t tl = strlen(it->text);
+        snprintf(it->text + tl, sizeof it->text - tl, "%s%s", j ? " " : "", words[j]);
+    }
+    if (*nw == 0)
+        return dn_fail(err, DN_ERR_ARG, "layer %d: empty (two commas in a row, or a "
+                                        "comma at an end?)", i + 1);
+    return DN_OK;
+}
+
+/* The layer's kind and options from its words, with the defaults where an
+ * option is absent; values that do not apply to the kind are zero. */
+static dn_status parse_layer(dn_layer *L, char **words, int nw, const spec_item *it,
+                             dn_error *err)
+{
+    int found = -1;
+    for (size_t j = 0; j < sizeof kinds / sizeof kinds[0]; j++)
+        if (!strcmp(words[0], kinds[j].word))
+            found = (int)j;
+    if (found < 0)
+        return item_fail(err, DN_ERR_ARG, it,
+                         "unknown layer (expected conv, relu, maxpool, dropout2d, flatten, "
+                         "fc or logsoftmax)");
+    L->kind = kinds[found].kind;
+    L->k = DEFAULT_KERNEL;
+    L->stride = DEFAULT_STRIDE;
+    L->pad = DEFAULT_PAD;
+    L->p = DEFAULT_DROPOUT;
+    if (!kinds[found].takes_options && nw > 1)
+        return item_fail(err, DN_ERR_ARG, it, "takes no options");
+    dn_status st = parse_options(L, words, nw, it, err);
+    if (st != DN_OK)
+        return st;
+    if (L->kind != DN_CONV && L->kind != DN_MAXPOOL)
+        L->k = L->stride = 0;
+    if (L->kind != DN_DROPOUT2D)
+        L->p = 0.0f;
+    return DN_OK;
+}
+
 dn_status dn_spec_build(dn_model *m, const char *spec, dn_shape input,
                         dn_error *err)
 {
@@ -330,68 +406,18 @@ dn_status dn_spec_build(dn_model *m, const char *spec, dn_shape input,
     int counts[DN_LOGSOFTMAX + 1] = {0};
     int flat = 0;
     size_t offset = 0;
-    dn_shape cur = input;
     const char *p = spec;
     for (int i = 0; i < n_items; i++) {
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        char raw[MAX_ITEM];
-        spec_item it = {.index = i + 1};
-        if (len >= sizeof raw)
-            return dn_fail(err, DN_ERR_ARG, "layer %d: text too long (%zu characters)", i + 1,
-                           len);
-        memcpy(raw, p, len);
-        raw[len] = 0;
-        p = end ? end + 1 : p + len;
-
-        char *words[8];
-        int nw = split_words(raw, words, 8);
-        if (nw < 0)
-            return dn_fail(err, DN_ERR_ARG, "layer %d: too many words", i + 1);
-        for (int j = 0; j < nw; j++) {
-            size_t tl = strlen(it.text);
-            snprintf(it.text + tl, sizeof it.text - tl, "%s%s", j ? " " : "", words[j]);
-        }
-        if (nw == 0)
-            return dn_fail(err, DN_ERR_ARG, "layer %d: empty (two commas in a row, or a "
-                                            "comma at an end?)", i + 1);
-
+        char raw[MAX_ITEM], *words[8];
+        int nw;
+        spec_item it;
         dn_layer *L = &m->layers[i];
-        static const struct {
-            const char *word;
-            dn_layer_kind kind;
-            int takes_options;
-        } kinds[] = {
-            {"conv", DN_CONV, 1},       {"relu", DN_RELU, 0},
-            {"maxpool", DN_MAXPOOL, 1}, {"dropout2d", DN_DROPOUT2D, 1},
-            {"flatten", DN_FLATTEN, 0}, {"fc", DN_FC, 1},
-            {"logsoftmax", DN_LOGSOFTMAX, 0},
-        };
-        int found = -1;
-        for (size_t j = 0; j < sizeof kinds / sizeof kinds[0]; j++)
-            if (!strcmp(words[0], kinds[j].word))
-                found = (int)j;
-        if (found < 0)
-            return item_fail(err, DN_ERR_ARG, &it,
-                             "unknown layer (expected conv, relu, maxpool, dropout2d, flatten, "
-                             "fc or logsoftmax)");
-        L->kind = kinds[found].kind;
-        L->k = 3;
-        L->stride = 1;
-        L->pad = 0;
-        L->p = 0.5f;
-        if (!kinds[found].takes_options && nw > 1)
-            return item_fail(err, DN_ERR_ARG, &it, "takes no options");
-        dn_status st = parse_options(L, words, nw, &it, err);
-        if (st != DN_OK)
-            return st;
-        if (L->kind != DN_CONV && L->kind != DN_MAXPOOL)
-            L->k = L->stride = 0;
-        if (L->kind != DN_DROPOUT2D)
-            L->p = 0.0f;
-
-        L->in = cur;
-        st = infer(L, &flat, i == n_items - 1, &it, err);
+        dn_status st = read_item(&p, i, raw, sizeof raw, words, &nw, &it, err);
+        if (!st)
+            st = parse_layer(L, words, nw, &it, err);
+        L->in = i ? m->layers[i - 1].out : input;
+        if (!st)
+            st = infer(L, &flat, i == n_items - 1, &it, err);
         if (st != DN_OK)
             return st;
         name_layer(L, counts);
@@ -404,7 +430,6 @@ dn_status dn_spec_build(dn_model *m, const char *spec, dn_shape input,
         }
         if (canonical(m->spec, sizeof m->spec, L) < 0)
             return dn_fail(err, DN_ERR_ARG, "spec is too long");
-        cur = L->out;
         m->n_layers = i + 1;
     }
     m->n_params = offset;

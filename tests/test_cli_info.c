@@ -29,6 +29,7 @@ static int count_lines(const char *text)
 static void test_info_mnist(void **state)
 {
     (void)state;
+    t_need_mnist();
     int rc = t_run(out, sizeof out, "info --data '%s'", t_mnist_dir());
     if (rc != 0)
         fail_msg("exit %d:\n%s", rc, out);
@@ -44,6 +45,7 @@ static void test_info_mnist(void **state)
 static void test_info_fashion(void **state)
 {
     (void)state;
+    t_need_fashion();
     int rc = t_run(out, sizeof out, "info --dataset fashion");
     if (rc != 0)
         fail_msg("exit %d:\n%s", rc, out);
@@ -56,6 +58,7 @@ static void test_info_fashion(void **state)
 static void test_info_corrupt(void **state)
 {
     (void)state;
+    t_need_mnist();
     /* A copy of MNIST whose training labels hold a 10: images linked,
      * labels rewritten. */
     char dir[512], src[1024], dst[1024], cwd[512];

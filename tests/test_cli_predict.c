@@ -37,17 +37,6 @@ static const char *model(void)
     return p;
 }
 
-static void need_mnist(void)
-{
-    char p[1024];
-    struct stat st;
-    snprintf(p, sizeof p, "%s/t10k-images-idx3-ubyte", t_mnist_dir());
-    if (stat(p, &st) != 0) {
-        print_message("no MNIST test set in %s, skipping\n", t_mnist_dir());
-        skip();
-    }
-}
-
 /* The JSON objects of output lines that start with '{'. */
 static int json_lines(const char *text, json_t **objs, int max)
 {
@@ -83,7 +72,7 @@ static double logsumexp(json_t *arr)
 static void test_table(void **state)
 {
     (void)state;
-    need_mnist();
+    t_need_mnist();
     const char *m = model();
     int rc = t_run(out, sizeof out, "predict --model '%s' --data '%s' --mnist-index 0",
                    m, t_mnist_dir());
@@ -135,7 +124,7 @@ static void test_table(void **state)
 static void test_json(void **state)
 {
     (void)state;
-    need_mnist();
+    t_need_mnist();
     const char *m = model();
     int rc = t_run(out, sizeof out,
                    "predict --model '%s' --data '%s' --json --mnist-index 0,1 --mnist-index 2",
@@ -170,7 +159,7 @@ static void test_json(void **state)
 static void test_save_input(void **state)
 {
     (void)state;
-    need_mnist();
+    t_need_mnist();
     const char *m = model();
     char png[512];
     t_tmppath(png, sizeof png, "seen.png");
@@ -319,7 +308,7 @@ static void test_usage(void **state)
     assert_int_equal(t_run(out, sizeof out, "predict --help"), 0);
     must_contain(out, "examples:");
     must_contain(out, "--save-input");
-    need_mnist();
+    t_need_mnist();
     const char *m = model();
     assert_int_equal(t_run(out, sizeof out, "predict --model '%s' --data '%s' --mnist-index 10000",
                            m, t_mnist_dir()),

@@ -26,6 +26,7 @@ static char out[1 << 16];
 static void test_bad_flags_exit_2_and_keep_model(void **state)
 {
     (void)state;
+    t_need_mnist();
     char model[512], cmd[2048];
     t_tmppath(model, sizeof model, "existing.safetensors");
     static const char original[] = "not really a model, but it must stay as it is";
@@ -95,6 +96,7 @@ static char *slurp(const char *path, size_t *n)
 static void test_small_run_metrics_threads_and_resume(void **state)
 {
     (void)state;
+    t_need_mnist();
     char a[512], b[512], metrics[600];
     t_tmppath(a, sizeof a, "a.safetensors");
     t_tmppath(b, sizeof b, "b.safetensors");
@@ -245,6 +247,7 @@ static int wait_for_start(const char *log, double seconds)
 static void test_eval_logprobs_out(void **state)
 {
     (void)state;
+    t_need_mnist();
     char path[512], text[16384];
     t_tmppath(path, sizeof path, "logp.f32");
     assert_int_equal(t_run(text, sizeof text, "eval --model tests/fixtures/mnist-model.safetensors "
@@ -284,6 +287,7 @@ static void test_eval_logprobs_out(void **state)
 static void test_ctrl_c_writes_checkpoint_exit_130(void **state)
 {
     (void)state;
+    t_need_mnist();
     char model[512], log[512], args[2048];
     t_tmppath(model, sizeof model, "interrupted.safetensors");
     t_tmppath(log, sizeof log, "interrupted.log");

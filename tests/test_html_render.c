@@ -150,13 +150,7 @@ static void test_report_page(void **state)
         print_message("no chromium, skipping\n");
         skip();
     }
-    char ip[1024];
-    struct stat st;
-    snprintf(ip, sizeof ip, "%s/t10k-images-idx3-ubyte", t_mnist_dir());
-    if (stat(ip, &st) != 0) {
-        print_message("no MNIST, skipping\n");
-        skip();
-    }
+    t_need_mnist();
     char mbuf[512], dir[512], metrics[512];
     const char *model = some_model(mbuf, sizeof mbuf);
     t_tmppath(metrics, sizeof metrics, "run.metrics.jsonl");

@@ -14,7 +14,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#define FASHION_DIR "/usr/share/datasets/fashion-mnist"
+#define FASHION_DIR T_FASHION_DIR
 
 /* ------------------------------------------------------------------------ */
 /* Helpers                                                                  */
@@ -171,6 +171,7 @@ static void pixel_stats(const dn_dataset *ds, double *mean, double *std)
 static void test_mnist_train(void **state)
 {
     (void)state;
+    t_need_mnist();
     dn_dataset ds;
     dn_error err = {0};
     dn_status st = dn_dataset_load(&ds, t_mnist_dir(), "train", "mnist", &err);
@@ -199,6 +200,7 @@ static void test_mnist_train(void **state)
 static void test_mnist_test(void **state)
 {
     (void)state;
+    t_need_mnist();
     dn_dataset ds;
     dn_error err = {0};
     dn_status st = dn_dataset_load(&ds, t_mnist_dir(), "test", "mnist", &err);
@@ -234,6 +236,7 @@ static void test_mnist_test(void **state)
 static void test_mnist_readers(void **state)
 {
     (void)state;
+    t_need_mnist();
     char path[1024];
     dn_error err = {0};
     uint8_t *lb = NULL;
@@ -263,10 +266,7 @@ static void test_mnist_readers(void **state)
 static void test_fashion_gz(void **state)
 {
     (void)state;
-    struct stat sb;
-    if (stat(FASHION_DIR "/train-images-idx3-ubyte.gz", &sb) != 0)
-        fail_msg("Fashion-MNIST is not installed in " FASHION_DIR
-                 " (scripts/install-deps installs dataset-fashion-mnist)");
+    t_need_fashion();
     dn_dataset ds;
     dn_error err = {0};
     static const char *const splits[2] = {"train", "test"};
@@ -297,6 +297,7 @@ static void test_fashion_gz(void **state)
 static void test_names(void **state)
 {
     (void)state;
+    t_need_mnist();
     char dir[1024], path[2048];
     dn_error err = {0};
     dn_dataset ds;

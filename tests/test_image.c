@@ -35,16 +35,15 @@ typedef struct mnist {
 /* MNIST's test split, or skip when it is not there. */
 static void load_mnist(mnist *m)
 {
+    t_need_mnist();
     char ip[1024], lp[1024];
     snprintf(ip, sizeof ip, "%s/t10k-images-idx3-ubyte", t_mnist_dir());
     snprintf(lp, sizeof lp, "%s/t10k-labels-idx1-ubyte", t_mnist_dir());
     uint32_t rows, cols;
     size_t nl;
     dn_error err = {0};
-    if (dn_idx_read_images(ip, &m->px, &m->n, &rows, &cols, &err) != DN_OK) {
-        print_message("no MNIST test set (%s), skipping\n", err.msg);
-        skip();
-    }
+    if (dn_idx_read_images(ip, &m->px, &m->n, &rows, &cols, &err) != DN_OK)
+        fail_msg("%s", err.msg);
     assert_int_equal(rows, SIDE);
     assert_int_equal(cols, SIDE);
     assert_int_equal(dn_idx_read_labels(lp, &m->labels, &nl, 10, &err), DN_OK);

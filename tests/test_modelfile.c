@@ -157,6 +157,7 @@ static float *mnist_test_images(int n, const dn_model *m)
 {
     dn_dataset ds;
     dn_error err = {0};
+    t_need_mnist();
     if (dn_dataset_load(&ds, t_mnist_dir(), "test", "mnist", &err) != DN_OK)
         fail_msg("dn_dataset_load: %s", err.msg);
     assert_true(ds.n >= (size_t)n && ds.rows == 28 && ds.cols == 28);

@@ -5,6 +5,8 @@
  */
 #include "test.h"
 
+#include "digitnet_picture.h"
+
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>

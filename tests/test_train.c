@@ -19,12 +19,7 @@ static dn_dataset train_set;
 static int setup(void **state)
 {
     (void)state;
-    dn_error err = {0};
-    if (dn_dataset_load(&train_set, t_mnist_dir(), "train", "mnist", &err) != DN_OK) {
-        fprintf(stderr, "cannot load MNIST from %s: %s\n", t_mnist_dir(), err.msg);
-        return -1;
-    }
-    return 0;
+    return t_load_mnist(&train_set, "train");
 }
 
 static int teardown(void **state)
@@ -113,6 +108,7 @@ static const dn_model *get_reference(void)
 static void test_same_seed_bit_identical(void **state)
 {
     (void)state;
+    t_need_mnist();
     const dn_model *a = get_reference();
     record r = {0};
     dn_train_config c;
@@ -135,6 +131,7 @@ static void test_same_seed_bit_identical(void **state)
 static void test_threads_bit_identical(void **state)
 {
     (void)state;
+    t_need_mnist();
     const dn_model *a = get_reference(); /* 2 threads */
     record r = {0};
     dn_train_config c;
@@ -212,12 +209,14 @@ static void resume_case(int stop_epoch, long stop_batch)
 static void test_resume_after_epoch_bit_identical(void **state)
 {
     (void)state;
+    t_need_mnist();
     resume_case(0, 0);
 }
 
 static void test_resume_mid_epoch_bit_identical(void **state)
 {
     (void)state;
+    t_need_mnist();
     resume_case(2, 1);
     resume_case(1, 3);
 }
@@ -225,6 +224,7 @@ static void test_resume_mid_epoch_bit_identical(void **state)
 static void test_loss_decreases(void **state)
 {
     (void)state;
+    t_need_mnist();
     get_reference();
     assert_int_equal(reference_rec.epochs_seen, 2);
     /* Chance is ln 10 = 2.30. Two epochs of 4 steps on 128 images move
@@ -239,6 +239,7 @@ static void test_loss_decreases(void **state)
 static void test_divergence_is_reported(void **state)
 {
     (void)state;
+    t_need_mnist();
     record r = {0};
     dn_train_config c;
     small_config(&c, &r);
@@ -256,6 +257,7 @@ static void test_divergence_is_reported(void **state)
 static void test_bad_config(void **state)
 {
     (void)state;
+    t_need_mnist();
     record r = {0};
     dn_train_config c;
     small_config(&c, &r);
@@ -276,6 +278,7 @@ static void test_bad_config(void **state)
 static void test_evaluate_independent_of_threads(void **state)
 {
     (void)state;
+    t_need_mnist();
     const dn_model *m = get_reference();
     size_t n = 300, first = train_set.n - n;
     int K = dn_model_classes(m);
@@ -318,6 +321,7 @@ static void test_evaluate_independent_of_threads(void **state)
 static void test_augment(void **state)
 {
     (void)state;
+    t_need_mnist();
     enum { R = 28, C = 28 };
     uint8_t img[R * C];
     float a[R * C], b[R * C];

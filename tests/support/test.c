@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,6 +16,64 @@ const char *t_mnist_dir(void)
 {
     const char *d = getenv("DIGITNET_TEST_DATA");
     return d && *d ? d : "data/mnist";
+}
+
+/* A file of the dataset under any of the names dn_dataset_load accepts:
+ * plain or .gz, with "-idx" or ".idx". */
+static int have_file(const char *dir, const char *stem, const char *kind)
+{
+    static const char *const sep[] = {"-", "."}, *const ext[] = {"", ".gz"};
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) {
+            char path[1024];
+            struct stat st;
+            snprintf(path, sizeof path, "%s/%s%s%s%s", dir, stem, sep[i], kind, ext[j]);
+            if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
+                return 1;
+        }
+    return 0;
+}
+
+static int have_dataset(const char *dir)
+{
+    return have_file(dir, "train-images", "idx3-ubyte") &&
+           have_file(dir, "train-labels", "idx1-ubyte") &&
+           have_file(dir, "t10k-images", "idx3-ubyte") &&
+           have_file(dir, "t10k-labels", "idx1-ubyte");
+}
+
+int t_have_mnist(void)
+{
+    return have_dataset(t_mnist_dir());
+}
+
+void t_need_mnist(void)
+{
+    if (!t_have_mnist()) {
+        print_message("skipped: MNIST is not in %s (scripts/fetch-mnist puts it there; "
+                      "make test runs it)\n", t_mnist_dir());
+        skip();
+    }
+}
+
+int t_load_mnist(dn_dataset *ds, const char *split)
+{
+    memset(ds, 0, sizeof *ds);
+    dn_error err = {0};
+    if (t_have_mnist() && dn_dataset_load(ds, t_mnist_dir(), split, "mnist", &err) != DN_OK) {
+        fprintf(stderr, "cannot load MNIST from %s: %s\n", t_mnist_dir(), err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+void t_need_fashion(void)
+{
+    if (!have_dataset(T_FASHION_DIR)) {
+        print_message("skipped: Fashion-MNIST is not in " T_FASHION_DIR
+                      " (scripts/install-deps installs dataset-fashion-mnist)\n");
+        skip();
+    }
 }
 
 static char tmp_dir[256];

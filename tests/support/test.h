@@ -15,6 +15,21 @@
 
 /* Directory of the real MNIST files (DIGITNET_TEST_DATA or data/mnist). */
 const char *t_mnist_dir(void);
+/* The one policy for tests that need MNIST: `make test` fetches it first
+ * (scripts/fetch-mnist); a test run without it skips every test that needs
+ * it, saying why, and tests/run counts the skips. t_have_mnist says whether
+ * the four files are in t_mnist_dir(); t_need_mnist skips the calling test
+ * when they are not. */
+int t_have_mnist(void);
+void t_need_mnist(void);
+/* For a group setup: loads split ("train" or "test") of MNIST into ds when
+ * it is there (ds stays zeroed when it is not, and the tests skip through
+ * t_need_mnist). Returns 0, or -1 after a message for a copy that is there
+ * but cannot be read, which fails the group. */
+int t_load_mnist(dn_dataset *ds, const char *split);
+/* The same for Fashion-MNIST (installed by scripts/install-deps). */
+#define T_FASHION_DIR "/usr/share/datasets/fashion-mnist"
+void t_need_fashion(void);
 /* A fresh private temporary directory for this process (created once). */
 const char *t_tmpdir(void);
 /* Joins t_tmpdir() and name into a static-per-call buffer the caller copies. */
