@@ -4,11 +4,11 @@
  * (SIGHUP reloads the model, SIGINT and SIGTERM stop), while
  * libmicrohttpd's threads answer requests.
  */
+#include "options.h"
 #include "serve.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -52,78 +52,49 @@ static void usage(FILE *f)
         "  kill -HUP $(pidof digitnet)      # after writing a new model file\n");
 }
 
-enum { O_MODEL = 256, O_HOST, O_PORT, O_THREADS, O_DATA, O_PER_IP, O_MAXCONN, O_TIMEOUT, O_LOG };
-
 typedef struct options {
     const char *model, *data, *log;
+    long port, threads, per_ip, max_conn, timeout;
     serve_options http;
 } options;
 
-/* 0, -1 to exit 0 (--help), or a usage error's exit code. */
+/* 0, CLI_HELP, or CLI_EXIT_USAGE after one line. */
 static int parse(int argc, char **argv, options *o)
 {
-    static const struct option longopts[] = {
-        {"model", required_argument, NULL, O_MODEL},
-        {"host", required_argument, NULL, O_HOST},
-        {"port", required_argument, NULL, O_PORT},
-        {"threads", required_argument, NULL, O_THREADS},
-        {"data", required_argument, NULL, O_DATA},
-        {"per-ip", required_argument, NULL, O_PER_IP},
-        {"max-connections", required_argument, NULL, O_MAXCONN},
-        {"timeout", required_argument, NULL, O_TIMEOUT},
-        {"access-log", required_argument, NULL, O_LOG},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     memset(o, 0, sizeof *o);
     o->log = "-";
-    o->http = (serve_options){.host = "127.0.0.1", .port = 8080,
-                              .threads = cores > 0 ? (int)cores : 1, .per_ip = 128,
-                              .max_conn = 1024, .timeout_s = 10, .log_fd = -1};
-    opterr = 0;
-    optind = 1;
-    int c;
-    long v;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        switch (c) {
-        case O_MODEL: o->model = optarg; break;
-        case O_HOST: o->http.host = optarg; break;
-        case O_DATA: o->data = optarg; break;
-        case O_LOG: o->log = optarg; break;
-        case O_PORT:
-            if (cli_parse_long(optarg, 0, 65535, &v) != 0)
-                return cli_usage("serve", "--port wants 0..65535, not '%s'", optarg);
-            o->http.port = (int)v;
-            break;
-        case O_THREADS:
-            if (cli_parse_long(optarg, 1, 256, &v) != 0)
-                return cli_usage("serve", "--threads wants 1..256, not '%s'", optarg);
-            o->http.threads = (int)v;
-            break;
-        case O_PER_IP:
-            if (cli_parse_long(optarg, 1, 100000, &v) != 0)
-                return cli_usage("serve", "--per-ip wants 1..100000, not '%s'", optarg);
-            o->http.per_ip = (int)v;
-            break;
-        case O_MAXCONN:
-            if (cli_parse_long(optarg, 1, 100000, &v) != 0)
-                return cli_usage("serve", "--max-connections wants 1..100000, not '%s'", optarg);
-            o->http.max_conn = (int)v;
-            break;
-        case O_TIMEOUT:
-            if (cli_parse_long(optarg, 1, 3600, &v) != 0)
-                return cli_usage("serve", "--timeout wants 1..3600 seconds, not '%s'", optarg);
-            o->http.timeout_s = (int)v;
-            break;
-        case 'h': usage(stdout); return -1;
-        case ':': return cli_usage("serve", "%s needs a value", argv[optind - 1]);
-        default: return cli_usage("serve", "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_usage("serve", "unexpected argument '%s'", argv[optind]);
-    return 0;
+    o->port = 8080;
+    o->threads = cores > 0 ? cores : 1;
+    o->per_ip = 128;
+    o->max_conn = 1024;
+    o->timeout = 10;
+    o->http.host = "127.0.0.1";
+    const cli_opt opts[] = {
+        CLI_OPT_MODEL(&o->model),
+        CLI_OPT_DATA(&o->data),
+        {.name = "host", .kind = CLI_STRING, .target = &o->http.host},
+        {.name = "port", .kind = CLI_LONG, .target = &o->port, .min = 0, .max = 65535,
+         .bad = "--port wants 0..65535, not '%s'"},
+        CLI_OPT_THREADS(&o->threads),
+        {.name = "per-ip", .kind = CLI_LONG, .target = &o->per_ip, .min = 1, .max = 100000,
+         .bad = "--per-ip wants 1..100000, not '%s'"},
+        {.name = "max-connections", .kind = CLI_LONG, .target = &o->max_conn, .min = 1,
+         .max = 100000, .bad = "--max-connections wants 1..100000, not '%s'"},
+        {.name = "timeout", .kind = CLI_LONG, .target = &o->timeout, .min = 1, .max = 3600,
+         .bad = "--timeout wants 1..3600 seconds, not '%s'"},
+        {.name = "access-log", .kind = CLI_STRING, .target = &o->log},
+    };
+    const cli_spec spec = {"serve", usage, opts, CLI_N(opts), 0};
+    int next;
+    int rc = cli_parse(&spec, argc, argv, &next, NULL);
+    o->http.port = (int)o->port;
+    o->http.threads = (int)o->threads;
+    o->http.per_ip = (int)o->per_ip;
+    o->http.max_conn = (int)o->max_conn;
+    o->http.timeout_s = (int)o->timeout;
+    o->http.log_fd = -1;
+    return rc;
 }
 
 static void print_address(const char *host, int port)
@@ -138,7 +109,7 @@ int cmd_serve(int argc, char **argv)
     options o;
     int rc = parse(argc, argv, &o);
     if (rc)
-        return rc < 0 ? 0 : rc;
+        return rc == CLI_HELP ? 0 : rc;
     const char *path = cli_model_path(o.model);
     struct stat st;
     if (stat(path, &st) != 0 && errno == ENOENT)

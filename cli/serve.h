@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "digitnet_explain.h"
 
+#include <jansson.h>
 #include <stdatomic.h>
 #include <stddef.h>
 
@@ -111,6 +112,33 @@ int serve_prepare(const serve_request *req, long long content_length, serve_repl
 /* Answers req, body complete, into rep (never fails: errors are JSON
  * replies). */
 void serve_handle(const serve_request *req, serve_reply *rep);
+/* ------------------------------------------------------------------------ */
+/* Request parts (serve_input.c)                                            */
+/* ------------------------------------------------------------------------ */
+
+/* The DN_EXPLAIN_* flags asked for by the query (maps, saliency, naive,
+ * raw: each 1, true, empty, 0 or false). 0, or -1 with msg. */
+int serve_query_flags(const serve_request *req, int *flags, char *msg, size_t size);
+/* The media type of a Content-Type (may be NULL) without parameters, lower
+ * case, into buf ("" when there is none). */
+void serve_media_type(const char *content_type, char *buf, size_t size);
+
+/* One input of the API, before the network: an encoded picture or the
+ * network's own 28 x 28. */
+typedef struct serve_input {
+    int is_pixels;
+    float x[DN_IMAGE_SIDE * DN_IMAGE_SIDE]; /* (28, 28) 0..1 when is_pixels */
+    unsigned char *owned;       /* decoded base64, freed by serve_input_free */
+    const unsigned char *data;  /* the encoded picture */
+    size_t size;
+} serve_input;
+
+/* {"pixels": [784 numbers 0..255]} or {"image": a data: URL with ;base64,
+ * or bare base64} into in (overwritten). 0, or -1 with msg naming the
+ * problem (in then holds nothing to free). */
+int serve_input_json(json_t *o, serve_input *in, char *msg, size_t size);
+void serve_input_free(serve_input *in);
+
 /* rep = {"error": msg} with status. */
 void serve_error(serve_reply *rep, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -4,6 +4,7 @@
  * the embedded files for the page. web/openapi.json describes them.
  */
 #include "serve.h"
+#include "digitnet_picture.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -106,177 +107,6 @@ static void reply_text(serve_reply *rep, int status, const char *type, char *bod
     rep->is_static = 0;
 }
 
-/* ------------------------------------------------------------------------ */
-/* Request parts                                                            */
-/* ------------------------------------------------------------------------ */
-
-/* A 0/1 query flag into *on; 0, or -1 for a value that is neither. */
-static int flag(const serve_request *req, const char *key, int *on)
-{
-    const char *v = req->arg(req->ctx, key);
-    *on = 0;
-    if (!v)
-        return 0;
-    if (!strcmp(v, "1") || !strcmp(v, "true") || !*v)
-        *on = 1;
-    else if (strcmp(v, "0") && strcmp(v, "false"))
-        return -1;
-    return 0;
-}
-
-static int flags_of(const serve_request *req, serve_reply *rep, int *flags)
-{
-    static const struct {
-        const char *key;
-        int bit;
-    } known[] = {{"maps", DN_EXPLAIN_MAPS},
-                 {"saliency", DN_EXPLAIN_SALIENCY},
-                 {"naive", DN_EXPLAIN_NAIVE},
-                 {"raw", DN_EXPLAIN_RAW}};
-    *flags = 0;
-    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
-        int on;
-        if (flag(req, known[i].key, &on) != 0) {
-            serve_error(rep, 400, "query flag %s wants 0 or 1, not '%s'", known[i].key,
-                        req->arg(req->ctx, known[i].key));
-            return -1;
-        }
-        *flags |= on ? known[i].bit : 0;
-    }
-    return 0;
-}
-
-/* The media type without parameters, lower case, into buf. */
-static void media_type(const char *ct, char *buf, size_t size)
-{
-    size_t n = 0;
-    while (ct && *ct == ' ')
-        ct++;
-    for (; ct && *ct && *ct != ';' && *ct != ' ' && n + 1 < size; ct++)
-        buf[n++] = (char)(*ct >= 'A' && *ct <= 'Z' ? *ct - 'A' + 'a' : *ct);
-    buf[n] = 0;
-}
-
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+' || c == '-')
-        return 62;
-    if (c == '/' || c == '_')
-        return 63;
-    return -1;
-}
-
-/* Decodes base64 (standard or URL alphabet, padding optional, no other
- * characters) into a malloc'd buffer. NULL on a bad character. */
-static unsigned char *b64_decode(const char *s, size_t n, size_t *out_len)
-{
-    while (n > 0 && s[n - 1] == '=')
-        n--;
-    unsigned char *out = malloc(n / 4 * 3 + 3);
-    if (!out)
-        return NULL;
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64_value((unsigned char)s[i]);
-        if (v < 0) {
-            free(out);
-            return NULL;
-        }
-        acc = acc << 6 | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-        }
-    }
-    *out_len = o;
-    return out;
-}
-
-/* One input of the API, before the network: an encoded picture or the
- * network's own 28 x 28. */
-typedef struct input {
-    int is_pixels;
-    float x[PIXELS];                /* (28, 28) 0..1 when is_pixels */
-    unsigned char *owned;           /* decoded base64, freed by input_free */
-    const unsigned char *data;      /* the encoded picture */
-    size_t size;
-} input;
-
-static void input_free(input *in)
-{
-    free(in->owned);
-    in->owned = NULL;
-}
-
-/* {"pixels": [784 values 0..255]} or {"image": "data:image/png;base64,..."}
- * (or bare base64) into in; 0, or -1 with msg. */
-static int input_from_json(json_t *o, input *in, char *msg, size_t size)
-{
-    memset(in, 0, sizeof *in);
-    if (!json_is_object(o)) {
-        snprintf(msg, size, "expected an object with \"pixels\" or \"image\"");
-        return -1;
-    }
-    json_t *px = json_object_get(o, "pixels"), *im = json_object_get(o, "image");
-    if (!!px == !!im) {
-        snprintf(msg, size, "give exactly one of \"pixels\" (784 values 0..255, a 28x28 image "
-                            "white on black) and \"image\" (a data: URL of a PNG or JPEG)");
-        return -1;
-    }
-    if (px) {
-        if (!json_is_array(px) || json_array_size(px) != PIXELS) {
-            snprintf(msg, size, "\"pixels\" must be an array of %d numbers 0..255 (28x28, rows "
-                                "top to bottom), not %s of %zu", PIXELS,
-                     json_is_array(px) ? "an array" : "something else",
-                     json_is_array(px) ? json_array_size(px) : (size_t)0);
-            return -1;
-        }
-        for (size_t i = 0; i < PIXELS; i++) {
-            json_t *v = json_array_get(px, i);
-            double d = json_number_value(v);
-            if (!json_is_number(v) || !(d >= 0 && d <= 255)) {
-                snprintf(msg, size, "\"pixels\"[%zu] must be a number 0..255", i);
-                return -1;
-            }
-            in->x[i] = (float)(d / 255.0);
-        }
-        in->is_pixels = 1;
-        return 0;
-    }
-    const char *s = json_string_value(im);
-    if (!s) {
-        snprintf(msg, size, "\"image\" must be a string: a data: URL such as "
-                            "\"data:image/png;base64,iVBOR...\"");
-        return -1;
-    }
-    size_t n = json_string_length(im);
-    if (!strncmp(s, "data:", 5)) {
-        const char *comma = memchr(s, ',', n);
-        if (!comma || comma - s < 7 || strncmp(comma - 7, ";base64", 7) != 0) {
-            snprintf(msg, size, "\"image\" is a data: URL without ';base64,'");
-            return -1;
-        }
-        n -= (size_t)(comma + 1 - s);
-        s = comma + 1;
-    }
-    in->owned = b64_decode(s, n, &in->size);
-    if (!in->owned) {
-        snprintf(msg, size, "\"image\" is not valid base64");
-        return -1;
-    }
-    in->data = in->owned;
-    return 0;
-}
-
 static double now_us(void)
 {
     struct timespec t;
@@ -285,7 +115,7 @@ static double now_us(void)
 }
 
 /* Decodes an encoded picture into img; 0, or -1 with the reply set. */
-static int decode(const input *in, const char *name, dn_image *img, serve_reply *rep)
+static int decode(const serve_input *in, const char *name, dn_image *img, serve_reply *rep)
 {
     dn_error err = {0};
     if (dn_image_load_memory(in->data, in->size, name, img, &err) != DN_OK) {
@@ -311,7 +141,7 @@ static int explain_status(const dn_error *err)
 static int body_type_ok(serve_route r, const char *content_type, serve_reply *rep)
 {
     char type[64];
-    media_type(content_type, type, sizeof type);
+    serve_media_type(content_type, type, sizeof type);
     if (!strcmp(type, "application/json"))
         return 0;
     if (r == ROUTE_PREDICT && (!strncmp(type, "image/", 6) ||
@@ -329,92 +159,179 @@ static int body_type_ok(serve_route r, const char *content_type, serve_reply *re
     return -1;
 }
 
+/* The request's JSON body, or NULL with a 400 in rep. */
+static json_t *body_json(const serve_request *req, serve_reply *rep)
+{
+    json_error_t jerr;
+    json_t *o = json_loadb(req->body, req->len, 0, &jerr);
+    if (!o)
+        serve_error(rep, 400, "bad JSON at line %d column %d: %s", jerr.line, jerr.column,
+                    jerr.text);
+    return o;
+}
+
+/* The one input of POST /api/predict: a picture, or JSON. 0, or -1 with
+ * the reply set. */
+static int predict_input(const serve_request *req, serve_input *in, serve_reply *rep)
+{
+    char type[64], msg[512];
+    memset(in, 0, sizeof *in);
+    serve_media_type(req->content_type, type, sizeof type);
+    if (strcmp(type, "application/json") != 0) {
+        if (body_type_ok(ROUTE_PREDICT, req->content_type, rep) != 0)
+            return -1;
+        in->data = (const unsigned char *)req->body;
+        in->size = req->len;
+        return 0;
+    }
+    json_t *o = body_json(req, rep);
+    if (!o)
+        return -1;
+    int bad = serve_input_json(o, in, msg, sizeof msg);
+    json_decref(o);
+    if (bad)
+        serve_error(rep, 400, "%s", msg);
+    return bad;
+}
+
 static void predict(const serve_request *req, serve_reply *rep)
 {
     double t0 = now_us();
     int flags;
-    if (flags_of(req, rep, &flags) != 0)
-        return;
-    char type[64];
-    media_type(req->content_type, type, sizeof type);
-    input in;
-    memset(&in, 0, sizeof in);
     char msg[512];
-    if (!strcmp(type, "application/json")) {
-        json_error_t jerr;
-        json_t *o = json_loadb(req->body, req->len, 0, &jerr);
-        if (!o) {
-            serve_error(rep, 400, "bad JSON at line %d column %d: %s", jerr.line, jerr.column,
-                        jerr.text);
-            return;
-        }
-        int bad = input_from_json(o, &in, msg, sizeof msg);
-        json_decref(o);
-        if (bad) {
-            serve_error(rep, 400, "%s", msg);
-            return;
-        }
-    } else if (body_type_ok(ROUTE_PREDICT, req->content_type, rep) == 0) {
-        in.data = (const unsigned char *)req->body;
-        in.size = req->len;
-    } else {
+    serve_input in;
+    if (serve_query_flags(req, &flags, msg, sizeof msg) != 0) {
+        serve_error(rep, 400, "%s", msg);
         return;
     }
-
+    if (predict_input(req, &in, rep) != 0)
+        return;
     serve_model *sm = serve_model_acquire();
     dn_work *w = sm ? serve_work(sm) : NULL;
     dn_explanation e;
     memset(&e, 0, sizeof e);
     dn_error err = {0};
+    double decode_us = 0;
+    dn_status st = DN_ERR_NOMEM;
     if (!w) {
         serve_error(rep, 503, "no model workspace (out of memory)");
-        goto done;
-    }
-    double td = now_us(), decode_us = 0;
-    dn_status st;
-    if (in.is_pixels) {
+    } else if (in.is_pixels) {
         st = dn_explain_input(sm->m, w, in.x, flags, &e, &err);
     } else {
         dn_image img;
-        if (decode(&in, "body", &img, rep) != 0)
-            goto done;
-        decode_us = now_us() - td;
-        st = dn_explain_image(sm->m, w, &img, flags, &e, &err);
-        dn_image_free(&img);
+        double td = now_us();
+        if (decode(&in, "body", &img, rep) == 0) {
+            decode_us = now_us() - td;
+            st = dn_explain_image(sm->m, w, &img, flags, &e, &err);
+            dn_image_free(&img);
+        } else {
+            st = DN_ERR_FORMAT;
+            err.status = DN_OK; /* the reply is set */
+        }
     }
-    if (st != DN_OK) {
+    if (st != DN_OK && err.status != DN_OK) {
         serve_error(rep, explain_status(&err), "%s", err.msg);
-        goto done;
+    } else if (st == DN_OK) {
+        e.us_decode = decode_us;
+        e.us_total = now_us() - t0;
+        char *s = dn_explanation_json(&e, &err);
+        if (!s)
+            serve_error(rep, 500, "%s", err.msg);
+        else
+            reply_text(rep, 200, mime_json, s, strlen(s));
+        serve_metrics_predictions(1);
     }
-    e.us_decode = decode_us;
-    e.us_total = now_us() - t0;
-    char *s = dn_explanation_json(&e, &err);
-    if (!s)
-        serve_error(rep, 500, "%s", err.msg);
-    else
-        reply_text(rep, 200, mime_json, s, strlen(s));
-    serve_metrics_predictions(1);
-done:
     dn_explanation_free(&e);
-    input_free(&in);
+    serve_input_free(&in);
     serve_model_release(sm);
+}
+
+/* What a batch keeps of each input besides its 28 x 28. */
+typedef struct batch_item {
+    int prepped;
+    dn_prep_info prep;
+    double decode_us;
+} batch_item;
+
+/* Each input of the array to its 28 x 28 in xs (n, 28, 28). 0, or -1 with
+ * the reply set (naming the item). */
+static int batch_inputs(json_t *arr, int flags, float *xs, batch_item *items,
+                        serve_reply *rep)
+{
+    char msg[512], name[32];
+    dn_error err = {0};
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        serve_input in;
+        float *x = xs + i * PIXELS;
+        if (serve_input_json(json_array_get(arr, i), &in, msg, sizeof msg) != 0) {
+            serve_error(rep, 400, "item %zu: %s", i, msg);
+            return -1;
+        }
+        if (in.is_pixels) {
+            memcpy(x, in.x, sizeof in.x);
+            continue;
+        }
+        double td = now_us();
+        dn_image img;
+        snprintf(name, sizeof name, "item %zu", i);
+        int bad = decode(&in, name, &img, rep);
+        serve_input_free(&in);
+        if (bad)
+            return -1;
+        items[i].decode_us = now_us() - td;
+        items[i].prepped = !(flags & DN_EXPLAIN_RAW);
+        dn_status st = items[i].prepped ? dn_image_preprocess(&img, x, &items[i].prep, &err)
+                                        : dn_image_raw(&img, x, &err);
+        dn_image_free(&img);
+        if (st != DN_OK) {
+            serve_error(rep, explain_status(&err), "%s", err.msg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The answers as one JSON array into rep. */
+static void batch_answer(dn_explanation *e, const batch_item *items, size_t n, double t0,
+                         serve_reply *rep)
+{
+    dn_text t = {0};
+    dn_error err = {0};
+    double total = now_us() - t0;
+    dn_text_printf(&t, "[");
+    for (size_t i = 0; i < n && !t.oom; i++) {
+        e[i].prepped = items[i].prepped;
+        e[i].prep = items[i].prep;
+        e[i].us_decode = items[i].decode_us;
+        e[i].us_total = total;
+        char *s = dn_explanation_json(&e[i], &err);
+        t.oom |= !s;
+        dn_text_printf(&t, "%s%s", i ? "," : "", s ? s : "");
+        free(s);
+    }
+    dn_text_printf(&t, "]");
+    if (t.oom) {
+        dn_text_free(&t);
+        serve_error(rep, 500, "out of memory writing the answer");
+        return;
+    }
+    reply_text(rep, 200, mime_json, t.s, t.len);
 }
 
 static void batch(const serve_request *req, serve_reply *rep)
 {
     double t0 = now_us();
     int flags;
-    if (flags_of(req, rep, &flags) != 0)
-        return;
-    if (body_type_ok(ROUTE_BATCH, req->content_type, rep) != 0)
-        return;
-    json_error_t jerr;
-    json_t *arr = json_loadb(req->body, req->len, 0, &jerr);
-    if (!arr) {
-        serve_error(rep, 400, "bad JSON at line %d column %d: %s", jerr.line, jerr.column,
-                    jerr.text);
+    char msg[512];
+    if (serve_query_flags(req, &flags, msg, sizeof msg) != 0) {
+        serve_error(rep, 400, "%s", msg);
         return;
     }
+    if (body_type_ok(ROUTE_BATCH, req->content_type, rep) != 0)
+        return;
+    json_t *arr = body_json(req, rep);
+    if (!arr)
+        return;
     size_t n = json_is_array(arr) ? json_array_size(arr) : 0;
     if (!json_is_array(arr) || n < 1 || n > SERVE_MAX_BATCH) {
         serve_error(rep, 400, "a batch is a JSON array of 1 to %d inputs, not %s of %zu",
@@ -424,85 +341,27 @@ static void batch(const serve_request *req, serve_reply *rep)
     }
     float *xs = malloc(n * PIXELS * sizeof *xs); /* (n, 28, 28) */
     dn_explanation *e = calloc(n, sizeof *e);
-    dn_prep_info *prep = calloc(n, sizeof *prep);
-    int *prepped = calloc(n, sizeof *prepped);
-    double *decode_us = calloc(n, sizeof *decode_us);
+    batch_item *items = calloc(n, sizeof *items);
     serve_model *sm = serve_model_acquire();
     dn_work *w = sm ? serve_work(sm) : NULL;
-    dn_text t = {0};
     dn_error err = {0};
-    char msg[512];
-    if (!xs || !e || !prep || !prepped || !decode_us || !w) {
-        serve_error(rep, 503, "out of memory for a batch of %zu", n);
-        goto done;
-    }
     /* Each input to its 28 x 28, then all of them through the network
      * together. */
-    for (size_t i = 0; i < n; i++) {
-        input in;
-        if (input_from_json(json_array_get(arr, i), &in, msg, sizeof msg) != 0) {
-            serve_error(rep, 400, "item %zu: %s", i, msg);
-            goto done;
-        }
-        float *x = xs + i * PIXELS;
-        if (in.is_pixels) {
-            memcpy(x, in.x, sizeof in.x);
-            continue;
-        }
-        double td = now_us();
-        dn_image img;
-        char name[32];
-        snprintf(name, sizeof name, "item %zu", i);
-        int bad = decode(&in, name, &img, rep);
-        input_free(&in);
-        if (bad)
-            goto done;
-        decode_us[i] = now_us() - td;
-        dn_status st = flags & DN_EXPLAIN_RAW ? dn_image_raw(&img, x, &err)
-                                              : dn_image_preprocess(&img, x, &prep[i], &err);
-        prepped[i] = !(flags & DN_EXPLAIN_RAW);
-        dn_image_free(&img);
-        if (st != DN_OK) {
-            serve_error(rep, explain_status(&err), "%s", err.msg);
-            goto done;
-        }
-    }
-    if (dn_explain_batch(sm->m, w, xs, (int)n, flags, e, &err) != DN_OK) {
+    if (!xs || !e || !items || !w)
+        serve_error(rep, 503, "out of memory for a batch of %zu", n);
+    else if (batch_inputs(arr, flags, xs, items, rep) != 0)
+        ;
+    else if (dn_explain_batch(sm->m, w, xs, (int)n, flags, e, &err) != DN_OK)
         serve_error(rep, explain_status(&err), "%s", err.msg);
-        goto done;
+    else {
+        batch_answer(e, items, n, t0, rep);
+        serve_metrics_predictions((long)n);
     }
-    double total = now_us() - t0;
-    dn_text_printf(&t, "[");
-    for (size_t i = 0; i < n; i++) {
-        e[i].prepped = prepped[i];
-        e[i].prep = prep[i];
-        e[i].us_decode = decode_us[i];
-        e[i].us_total = total;
-        char *s = dn_explanation_json(&e[i], &err);
-        if (!s) {
-            t.oom = 1;
-            break;
-        }
-        dn_text_printf(&t, "%s%s", i ? "," : "", s);
-        free(s);
-    }
-    dn_text_printf(&t, "]");
-    if (t.oom) {
-        serve_error(rep, 500, "out of memory writing the answer");
-        goto done;
-    }
-    reply_text(rep, 200, mime_json, t.s, t.len);
-    t.s = NULL;
-    serve_metrics_predictions((long)n);
-done:
     for (size_t i = 0; e && i < n; i++)
         dn_explanation_free(&e[i]);
-    dn_text_free(&t);
     free(xs);
     free(e);
-    free(prep);
-    free(prepped);
-    free(decode_us);
+    free(items);
     serve_model_release(sm);
     json_decref(arr);
 }

@@ -7,6 +7,7 @@
  * a reader may see one request's counts half added, as Prometheus allows.
  */
 #include "serve.h"
+#include "digitnet_picture.h"
 
 #include <stdarg.h>
 #include <stdint.h>

@@ -22,16 +22,6 @@ static double now_us(void)
     return (double)t.tv_sec * 1e6 + (double)t.tv_nsec * 1e-3;
 }
 
-/* Index of the largest of n values (the first on ties). */
-static int argmax(const float *v, int n)
-{
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (v[i] > v[best])
-            best = i;
-    return best;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Stages                                                                   */
 /* ------------------------------------------------------------------------ */
@@ -116,7 +106,7 @@ int dn_unsure(const float *logp, int classes, const float *x, char *why, size_t 
                             "least %.1f %%)", 100 * ink, 100 * DN_INK_MIN);
         return 1;
     }
-    int best = argmax(logp, classes);
+    int best = dn_argmax(logp, classes);
     double p = exp((double)logp[best]);
     if (p < DN_SURE_PROB) {
         snprintf(why, size, "the best class has only %.0f %% (sure means at least %.0f %%)",
@@ -245,7 +235,7 @@ static dn_status check_model(const dn_model *m, dn_work *w, dn_error *err)
 
 static void verdict(dn_explanation *e)
 {
-    e->prediction = argmax(e->logp, e->classes);
+    e->prediction = dn_argmax(e->logp, e->classes);
     e->probability = (float)exp((double)e->logp[e->prediction]);
     e->unsure = dn_unsure(e->logp, e->classes, e->input, e->why, sizeof e->why);
 }
@@ -328,7 +318,7 @@ static dn_status forward(const dn_model *m, dn_work *w, dn_explanation *e, dn_er
         if (!one_pass && !(lp = dn_model_forward(m, w, x + PIXELS, 1, DN_MODE_EVAL, NULL)))
             return dn_fail(err, DN_ERR_ARG, "explain: the work does not fit the model");
         memcpy(e->naive_logp, lp + (one_pass ? k : 0), (size_t)k * sizeof *lp);
-        e->naive_prediction = argmax(e->naive_logp, k);
+        e->naive_prediction = dn_argmax(e->naive_logp, k);
     }
     e->us_forward = now_us() - t;
     return DN_OK;

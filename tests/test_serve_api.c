@@ -9,6 +9,7 @@
  */
 #include "test.h"
 #include "digitnet_explain.h"
+#include "digitnet_picture.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -53,14 +54,6 @@ static const char *bin(void)
     return b && *b ? b : "./digitnet";
 }
 
-static int have_mnist(void)
-{
-    char p[1024];
-    struct stat st;
-    snprintf(p, sizeof p, "%s/t10k-images-idx3-ubyte", t_mnist_dir());
-    return stat(p, &st) == 0;
-}
-
 static void copy_file(const char *from, const char *to)
 {
     size_t n;
@@ -88,7 +81,7 @@ static void server_start(server *s, const char *name, const char *const *extra)
     snprintf(f, sizeof f, "%s.stderr", name);
     t_tmppath(s->err, sizeof s->err, f);
     const char *argv[40] = {bin(), "serve", "--port", "0", "--model", s->model, "--data",
-                            have_mnist() ? t_mnist_dir() : "/nonexistent", "--access-log",
+                            t_have_mnist() ? t_mnist_dir() : "/nonexistent", "--access-log",
                             s->log, "--threads", "2"};
     int argc = 12;
     for (int i = 0; extra && extra[i] && argc < 38; i++)
@@ -372,8 +365,8 @@ static int setup(void **state)
     model = dn_model_load(FIXTURE_MODEL, NULL, &err);
     if (!model)
         fail_msg("%s", err.msg);
-    if (have_mnist() && dn_dataset_load(&test_set, t_mnist_dir(), "test", "mnist", &err) != DN_OK)
-        fail_msg("%s", err.msg);
+    if (t_load_mnist(&test_set, "test") != 0)
+        return -1;
     server_start(&main_srv, "main", NULL);
     return 0;
 }
@@ -456,7 +449,7 @@ static void test_model_and_sample(void **state)
     assert_string_equal(json_string_value(json_object_get(json_array_get(stages, 1), "name")),
                         "conv1 + ReLU");
     json_t *test = json_object_get(r.json, "test");
-    if (have_mnist()) {
+    if (t_have_mnist()) {
         /* The fixture model's recorded accuracy, measured again. */
         double acc = json_number_value(json_object_get(test, "accuracy"));
         print_message("test accuracy measured by the server: %.4f\n", acc);
@@ -467,7 +460,7 @@ static void test_model_and_sample(void **state)
     }
     reply_free(&r);
 
-    if (!have_mnist()) {
+    if (!t_have_mnist()) {
         expect_error(get("/api/sample"), 404, "test set", "sample without MNIST");
         return;
     }
@@ -553,7 +546,7 @@ static void test_predict(void **state)
     library_logp(px, ref);
     for (size_t c = 0; c < 10; c++)
         assert_float_equal(num_at(json_object_get(r.json, "log_probabilities"), c), ref[c], 1e-5);
-    if (have_mnist())
+    if (t_have_mnist())
         assert_int_equal(json_integer_value(json_object_get(r.json, "prediction")), 7);
     json_t *input = json_object_get(r.json, "input");
     for (size_t i = 0; i < 784; i++)

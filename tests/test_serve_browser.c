@@ -24,12 +24,9 @@ static void test_page_in_browser(void **state)
         fail_msg("python3-selenium is missing: run scripts/install-deps (make test does)");
     const char *bin = getenv("DN_BIN");
     const char *label = getenv("DN_TEST_LABEL");
-    char data[1024] = "";
-    char ip[1024];
-    snprintf(ip, sizeof ip, "%s/t10k-images-idx3-ubyte", t_mnist_dir());
-    if (access(ip, R_OK) != 0)
-        fail_msg("no MNIST test set in %s: the page's test draws MNIST digits (make data)",
-                 t_mnist_dir());
+    /* It draws MNIST test digits. */
+    t_need_mnist();
+    char data[1024];
     snprintf(data, sizeof data, "--data '%s'", t_mnist_dir());
     char cmd[4096];
     snprintf(cmd, sizeof cmd,
