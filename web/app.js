@@ -505,7 +505,8 @@
         const cols = Math.min(c, 8);
         /* Up to 8 to a row, fewer where the screen is narrow. */
         maps.style.gridTemplateColumns = 'repeat(auto-fill, ' + w * scale + 'px)';
-        maps.style.width = 'min(100%, ' + (cols * w * scale + (cols - 1) * 4) + 'px)';
+        maps.style.width = cols * w * scale + (cols - 1) * 4 + 'px';
+        maps.style.maxWidth = '100%';
         ui.kind = 'maps';
         for (let k = 0; k < c; k++) {
           const cell = document.createElement('div');
