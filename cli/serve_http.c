@@ -302,7 +302,9 @@ serve_http *serve_http_start(const serve_options *o, int *port, dn_error *err)
         free(h);
         return NULL;
     }
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC;
+    /* Turbo: read, write and accept before asking epoll, which mostly
+     * succeeds on a busy server (fewer system calls). */
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_TURBO;
     h->d = MHD_start_daemon(
         flags, 0, NULL, NULL, access_cb, NULL, MHD_OPTION_LISTEN_SOCKET, h->listen_fd,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->threads > 1 ? o->threads : 0),

@@ -156,6 +156,26 @@ def draw(d, pixels, kind):
     ab.perform()
 
 
+def scribble(d, kind):
+    """A zigzag over the whole canvas in one stroke."""
+    left, top, w, h = d.execute_script(
+        "const c = document.getElementById('pad'); const r = c.getBoundingClientRect();"
+        "return [r.left + c.clientLeft, r.top + c.clientTop, c.clientWidth, c.clientHeight];")
+    pointer = PointerInput(interaction.POINTER_TOUCH if kind == "touch" else interaction.POINTER_MOUSE,
+                           kind)
+    ab = ActionBuilder(d, mouse=pointer, duration=10)
+    pts = [(0.12, 0.15), (0.88, 0.3), (0.15, 0.45), (0.85, 0.6), (0.2, 0.75), (0.9, 0.88),
+           (0.5, 0.1), (0.3, 0.9)]
+    ab.pointer_action.move_to_location(round(left + pts[0][0] * w), round(top + pts[0][1] * h))
+    ab.pointer_action.pointer_down()
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+        for s in range(1, 9):
+            ab.pointer_action.move_to_location(round(left + (x0 + (x1 - x0) * s / 8) * w),
+                                               round(top + (y0 + (y1 - y0) * s / 8) * h))
+    ab.pointer_action.pointer_up()
+    ab.perform()
+
+
 def check_page(d, sample, kind, args, outdir):
     """Everything the page shows for the digit just drawn."""
     a = d.execute_script("return window.digitnetPage.answer;")
@@ -227,11 +247,23 @@ def check_page(d, sample, kind, args, outdir):
     check(hot < cold, "%s: blanking the hottest quarter of the ink costs more than the coldest "
           "(margin %.2f vs %.2f)" % (kind, hot, cold))
 
-    # The drawing as a PNG, through `digitnet predict`.
-    url = d.execute_script("return document.getElementById('pad').toDataURL('image/png');")
+    # The drawing as a PNG, through `digitnet predict`: on the laptop the
+    # file "download my drawing" saves, on the phone the canvas itself.
     png = os.path.join(outdir, "drawn-%s.png" % kind)
-    with open(png, "wb") as f:
-        f.write(base64.b64decode(url.split(",", 1)[1]))
+    if kind == "mouse":
+        got = os.path.join(outdir, "downloads", "digit.png")
+        if os.path.exists(got):
+            os.remove(got)
+        d.find_element("id", "download").click()
+        deadline = time.time() + 20
+        while not os.path.exists(got) and time.time() < deadline:
+            time.sleep(0.1)
+        check(os.path.exists(got), "mouse: 'download my drawing' saved digit.png")
+        shutil.copy(got, png)
+    else:
+        url = d.execute_script("return document.getElementById('pad').toDataURL('image/png');")
+        with open(png, "wb") as f:
+            f.write(base64.b64decode(url.split(",", 1)[1]))
     cmd = [args.bin, "predict", "--json", png] + (["--model", args.model] if args.model else [])
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     check(out.returncode == 0, "%s: digitnet predict reads the drawing (%s)" % (kind, out.stderr.strip()))
@@ -247,6 +279,10 @@ def run(kind, args, outdir, profile_root):
     d = browser(os.path.join(profile_root, kind), mobile)
     try:
         d.set_script_timeout(30)
+        downloads = os.path.abspath(os.path.join(outdir, "downloads"))
+        os.makedirs(downloads, exist_ok=True)
+        d.execute_cdp_cmd("Browser.setDownloadBehavior",
+                          {"behavior": "allow", "downloadPath": downloads})
         d.get(args.url)
         wait_for(d, "return window.digitnetPage && window.digitnetPage.model;", "the model panel")
         rows = d.execute_script("return document.querySelectorAll('#layers tbody tr').length;")
@@ -291,11 +327,20 @@ def run(kind, args, outdir, profile_root):
             d.save_screenshot(shot)
         print("serve_browser: screenshot " + shot, flush=True)
 
-        # Undo takes the last stroke away and the answer follows.
+        # Undo takes the last stroke away and the answer follows, and
+        # nothing on the page moves for it.
+        layout = ("return Array.from(document.querySelectorAll('.card, .stage, #digit, #bars, #logp,"
+                  " figure')).map(e => { const r = e.getBoundingClientRect();"
+                  " return [Math.round(r.left), Math.round(r.top + window.scrollY),"
+                  " Math.round(r.width), Math.round(r.height)]; });")
+        before_undo = d.execute_script(layout)
         n = d.execute_script("return window.digitnetPage.predictions;")
         d.find_element("id", "undo").click()
         settle(d, n)
         check(d.execute_script("return window.digitnetPage.answer !== null;"), "%s: undo re-predicts" % kind)
+        moved = [i for i, (a, b) in enumerate(zip(before_undo, d.execute_script(layout))) if a != b]
+        check(not moved, "%s: no box moved or changed size with the new answer (%d boxes)" %
+              (kind, len(before_undo)))
         d.find_element("id", "clear").click()
         wait_for(d, "return window.digitnetPage.idle() && window.digitnetPage.answer === null;", "clear")
         check(d.execute_script("return document.getElementById('digit').textContent;") == "–",
@@ -306,6 +351,21 @@ def run(kind, args, outdir, profile_root):
         note = d.execute_script("return document.getElementById('sample-note').textContent;")
         check(re.match(r"MNIST test #\d+, true label \d", note) is not None,
               "%s: a random test digit is drawn and named: %r" % (kind, note))
+        moved = [i for i, (a, b) in enumerate(zip(before_undo, d.execute_script(layout))) if a != b]
+        check(not moved, "%s: nor with the test digit's" % kind)
+
+        # A scribble is not announced as a confident digit.
+        d.find_element("id", "clear").click()
+        n = d.execute_script("return window.digitnetPage.predictions;")
+        scribble(d, kind)
+        settle(d, n)
+        a = d.execute_script("return window.digitnetPage.answer;")
+        status = d.execute_script("return document.getElementById('status').textContent;")
+        check(a["unsure"] and status.startswith("unsure:") and
+              d.execute_script("return document.getElementById('digit').textContent;") == "?",
+              "%s: a scribble is shown as unsure (%s)" % (kind, status))
+        moved = [i for i, (a, b) in enumerate(zip(before_undo, d.execute_script(layout))) if a != b]
+        check(not moved, "%s: nor with an unsure answer" % kind)
     finally:
         d.quit()
 

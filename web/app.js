@@ -401,13 +401,13 @@
     put28($('seen'), a.input, grey);
     const p = a.preprocess;
     $('seen-note').textContent = p
-      ? 'ink ' + p.box[2] + '×' + p.box[3] + ' px, scaled ×' + fmt(p.scale, 3) + (p.inverted ? ', inverted' : '')
+      ? 'ink ' + p.box[2] + '×' + p.box[3] + ' px, ×' + fmt(p.scale, 3) + (p.inverted ? ', inverted' : '')
       : 'taken as it is';
     if (a.naive) {
       put28($('naive'), a.naive.input, grey);
       const same = a.naive.prediction === best;
-      $('naive-note').textContent = 'the network would say ' + a.naive.prediction + ' (' +
-        (100 * a.naive.probability).toFixed(0) + ' %)' + (same ? '' : ' instead');
+      $('naive-note').textContent = 'would be read as ' + a.naive.prediction + ' (' +
+        (100 * a.naive.probability).toFixed(0) + ' %)' + (same ? '' : ', not ' + best);
     } else {
       put28($('naive'), null, grey);
       $('naive-note').textContent = 'only for pictures';
@@ -440,7 +440,7 @@
       const tint = v > 0 ? [214, 39, 40] : [33, 102, 172];
       return [0, 1, 2].map((k) => Math.round(base * (1 - t) + tint[k] * t));
     });
-    $('heat-note').textContent = 'for ' + s.class + '; strongest square ' + fmt(m, 2) + ' in log p';
+    $('heat-note').textContent = 'for ' + s.class + '; strongest ' + fmt(m, 2) + ' nats';
   }
 
   function showEmpty() {
