@@ -10,7 +10,7 @@
 CC      ?= cc
 OPT     ?= -O2
 WARN    := -Wall -Wextra -Wpedantic -Wshadow
-PKGS    := zlib jansson stb libmicrohttpd
+PKGS    := zlib jansson stb libdeflate libmicrohttpd
 CPPFLAGS += -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 CFLAGS  ?= $(OPT) -g
 override CFLAGS += -std=c17 $(WARN) -pthread
@@ -72,6 +72,12 @@ $(B)/obj/src/fast/%.o: override CFLAGS += -Wno-psabi -O3
 # The optimizer loops vectorise at -O3 once sqrtf need not set errno; the
 # results are the same bits (sqrt is correctly rounded either way).
 $(B)/obj/src/optim.o: override CFLAGS += -O3 -fno-math-errno
+
+# The image path's byte loops (grey conversion, ink, resampling bands)
+# vectorise at -O3; integer results are the same at any level.
+$(B)/obj/src/grey.o $(B)/obj/src/png.o $(B)/obj/src/prep.o $(B)/obj/src/image.o \
+    $(B)/obj/src/image_x86.o: \
+    override CFLAGS += -O3
 
 $(B)/libdigitnet.a: $(OBJ)
 	@mkdir -p $(dir $@)
@@ -146,7 +152,11 @@ BENCHBIN := $(BENCH:bench/%.c=$(B)/bench/%)
 $(B)/bench/%: bench/%.c $(B)/libdigitnet.a
 	@mkdir -p $(dir $@)
 	$(say) LD $@
-	$(Q)$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -o $@ $< $(B)/libdigitnet.a $(LDFLAGS) $(LDLIBS)
+	$(Q)$(CC) $(CPPFLAGS) -Itests/support $(PKG_CFLAGS) $(CFLAGS) -o $@ $< $(filter %.o,$^) $(B)/libdigitnet.a $(LDFLAGS) $(LDLIBS)
+
+# The canvas drawings and the frozen pre-byte-pipeline image path it times
+# against (tests/support has no cmocka in these two).
+$(B)/bench/bench_prep: $(B)/obj/tests/support/canvas.o $(B)/obj/tests/support/prep_before.o
 
 bench-bin: $(B)/digitnet $(BENCHBIN)
 

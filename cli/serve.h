@@ -59,6 +59,10 @@ void serve_model_shutdown(void);
 /* This thread's workspace for sm (made on first use, remade after a
  * reload, freed when the thread ends); NULL when out of memory. */
 dn_work *serve_work(const serve_model *sm);
+/* This thread's buffers for decoding and preprocessing pictures (kept for
+ * the thread's life, so that requests allocate no full-size image); NULL
+ * when out of memory. */
+dn_prep *serve_prep(void);
 
 /* ------------------------------------------------------------------------ */
 /* Routes and replies                                                       */

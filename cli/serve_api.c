@@ -114,11 +114,13 @@ static double now_us(void)
     return (double)t.tv_sec * 1e6 + (double)t.tv_nsec * 1e-3;
 }
 
-/* Decodes an encoded picture into img; 0, or -1 with the reply set. */
-static int decode(const serve_input *in, const char *name, dn_image *img, serve_reply *rep)
+/* Decodes an encoded picture into img, whose pixels belong to prep until
+ * its next picture; 0, or -1 with the reply set. */
+static int decode(dn_prep *prep, const serve_input *in, const char *name, dn_image *img,
+                  serve_reply *rep)
 {
     dn_error err = {0};
-    if (dn_image_load_memory(in->data, in->size, name, img, &err) != DN_OK) {
+    if (dn_prep_load_memory(prep, in->data, in->size, name, img, &err) != DN_OK) {
         serve_error(rep, 400, "%s", err.msg);
         return -1;
     }
@@ -208,21 +210,22 @@ static void predict(const serve_request *req, serve_reply *rep)
         return;
     serve_model *sm = serve_model_acquire();
     dn_work *w = sm ? serve_work(sm) : NULL;
+    dn_prep *prep = serve_prep();
     dn_explanation e;
     memset(&e, 0, sizeof e);
     dn_error err = {0};
     double decode_us = 0;
     dn_status st = DN_ERR_NOMEM;
-    if (!w) {
+    if (!w || !prep) {
         serve_error(rep, 503, "no model workspace (out of memory)");
     } else if (in.is_pixels) {
         st = dn_explain_input(sm->m, w, in.x, flags, &e, &err);
     } else {
         dn_image img;
         double td = now_us();
-        if (decode(&in, "body", &img, rep) == 0) {
+        if (decode(prep, &in, "body", &img, rep) == 0) {
             decode_us = now_us() - td;
-            st = dn_explain_image(sm->m, w, &img, flags, &e, &err);
+            st = dn_explain_image(sm->m, w, prep, &img, flags, &e, &err);
             dn_image_free(&img);
         } else {
             st = DN_ERR_FORMAT;
@@ -258,6 +261,11 @@ typedef struct batch_item {
 static int batch_inputs(json_t *arr, int flags, float *xs, batch_item *items,
                         serve_reply *rep)
 {
+    dn_prep *prep = serve_prep();
+    if (!prep) {
+        serve_error(rep, 503, "out of memory for the pictures");
+        return -1;
+    }
     char msg[512], name[32];
     dn_error err = {0};
     for (size_t i = 0; i < json_array_size(arr); i++) {
@@ -274,13 +282,13 @@ static int batch_inputs(json_t *arr, int flags, float *xs, batch_item *items,
         double td = now_us();
         dn_image img;
         snprintf(name, sizeof name, "item %zu", i);
-        int bad = decode(&in, name, &img, rep);
+        int bad = decode(prep, &in, name, &img, rep);
         serve_input_free(&in);
         if (bad)
             return -1;
         items[i].decode_us = now_us() - td;
         items[i].prepped = !(flags & DN_EXPLAIN_RAW);
-        dn_status st = items[i].prepped ? dn_image_preprocess(&img, x, &items[i].prep, &err)
+        dn_status st = items[i].prepped ? dn_prep_image(prep, &img, x, &items[i].prep, &err)
                                         : dn_image_raw(&img, x, &err);
         dn_image_free(&img);
         if (st != DN_OK) {

@@ -210,6 +210,7 @@ dn_status serve_model_load(const char *path, const char *data_dir, dn_error *err
 typedef struct worker {
     dn_work *w;
     unsigned generation;    /* of the model w was made for */
+    dn_prep *prep;
 } worker;
 
 static pthread_key_t worker_key;
@@ -219,6 +220,7 @@ static void worker_free(void *p)
 {
     worker *wk = p;
     dn_work_free(wk->w);
+    dn_prep_free(wk->prep);
     free(wk);
 }
 
@@ -227,15 +229,28 @@ static void worker_key_make(void)
     pthread_key_create(&worker_key, worker_free);
 }
 
-dn_work *serve_work(const serve_model *sm)
+static worker *this_worker(void)
 {
     pthread_once(&worker_once, worker_key_make);
     worker *wk = pthread_getspecific(worker_key);
-    if (!wk) {
-        if (!(wk = calloc(1, sizeof *wk)))
-            return NULL;
+    if (!wk && (wk = calloc(1, sizeof *wk)))
         pthread_setspecific(worker_key, wk);
-    }
+    return wk;
+}
+
+dn_prep *serve_prep(void)
+{
+    worker *wk = this_worker();
+    if (wk && !wk->prep)
+        wk->prep = dn_prep_new();
+    return wk ? wk->prep : NULL;
+}
+
+dn_work *serve_work(const serve_model *sm)
+{
+    worker *wk = this_worker();
+    if (!wk)
+        return NULL;
     if (!wk->w || wk->generation != sm->generation) {
         /* A reload may change the architecture: a work fits one model's
          * shapes. */

@@ -648,24 +648,28 @@ int dn_most_confused(const size_t *cm, int k, dn_confused_pair *pairs, int max);
 #define DN_IMAGE_SIDE 28
 #define DN_IMAGE_BOX 20
 
-/* A grey image: 0 is black, 1 is white. */
+/* A grey image, one byte a pixel: 0 is black, 255 white. */
 typedef struct dn_image {
     int w, h;
-    float *px;          /* (h, w) */
+    uint8_t *grey;      /* (h, w) */
+    int borrowed;       /* pixels lent by a dn_prep: dn_image_free leaves them */
     char name[256];     /* file name for messages ("" if none) */
 } dn_image;
 
 /* Allocates a w x h image filled with value. */
-dn_status dn_image_alloc(dn_image *img, int w, int h, float value,
+dn_status dn_image_alloc(dn_image *img, int w, int h, uint8_t value,
                          dn_error *err);
-/* Frees the pixels and zeroes img; safe on a zeroed or freed image. */
+/* Frees the pixels (unless borrowed) and zeroes img; safe on a zeroed or
+ * freed image. */
 void dn_image_free(dn_image *img);
 
-/* Decodes a PNG, JPEG, BMP, GIF (first frame), PGM/PPM or TGA file into a
- * grey image (ITU-R 601 luma). A transparent background is filled with
- * whichever of white or black contrasts with the visible pixels, so that a
- * drawing on a transparent canvas keeps its strokes. Fails with one line
- * naming the file for a missing, empty, truncated or oversized file. */
+/* Decodes a PNG, JPEG, BMP, GIF (first frame), PGM/PPM, TGA or PSD file
+ * (not Radiance HDR nor Softimage PIC) into a grey image (ITU-R 601 luma, rounded). A transparent
+ * background is filled with whichever of white or black contrasts with the
+ * visible pixels, so that a drawing on a transparent canvas keeps its
+ * strokes. Fails with one line naming the file for a missing, empty,
+ * truncated, corrupt or oversized file (the size is read from the header
+ * before any pixel is allocated), or a path that is not a regular file. */
 dn_status dn_image_load(const char *path, dn_image *img, dn_error *err);
 /* Same as dn_image_load for an encoded image held in memory; name is used
  * in messages and copied into img->name (may be NULL). */
@@ -706,6 +710,31 @@ dn_status dn_image_preprocess(const dn_image *img, float *out,
  * no cropping, only a resize to 28 x 28 when the size differs. out as for
  * dn_image_preprocess. */
 dn_status dn_image_raw(const dn_image *img, float *out, dn_error *err);
+
+/* Reusable buffers for decoding and preprocessing many images, so that a
+ * server allocates nothing per request once it has seen its largest image:
+ *
+ *     dn_prep *p = dn_prep_new();
+ *     for each request:
+ *         dn_image img;
+ *         if (dn_prep_load_memory(p, png, size, "request", &img, &err) == DN_OK)
+ *             st = dn_prep_image(p, &img, x, &info, &err);
+ *     dn_prep_free(p);
+ *
+ * The results are those of dn_image_load_memory and dn_image_preprocess,
+ * which use a dn_prep of their own for one image. A dn_prep is used by one
+ * thread at a time (one per worker thread). */
+typedef struct dn_prep dn_prep;
+/* NULL if out of memory. */
+dn_prep *dn_prep_new(void);
+void dn_prep_free(dn_prep *p);
+/* dn_image_load_memory into img, whose pixels belong to p (img->borrowed):
+ * valid until the next dn_prep_load_memory on p or dn_prep_free. */
+dn_status dn_prep_load_memory(dn_prep *p, const void *data, size_t size,
+                              const char *name, dn_image *img, dn_error *err);
+/* dn_image_preprocess with p's buffers; img may be any dn_image. */
+dn_status dn_prep_image(dn_prep *p, const dn_image *img, float *out,
+                        dn_prep_info *info, dn_error *err);
 /* x[i] = (x[i] - mean) / std for n values: the model's normalisation. */
 void dn_image_normalize(float *x, size_t n, float mean, float std);
 

@@ -137,17 +137,18 @@ typedef struct dn_explanation {
         us_total;
 } dn_explanation;
 
-/* Explains img: MNIST-style preprocessing (dn_image_preprocess; with
- * DN_EXPLAIN_RAW only dn_image_raw), one forward pass with the fast
- * kernels where they apply (so the log-probabilities are those of
- * `digitnet predict` for the same picture), then what flags ask for. w is
- * a work for m (any batch size >= 2 when DN_EXPLAIN_NAIVE is asked, else
- * >= 1); it is left in its default (fast) mode. e is overwritten; free it
+/* Explains img: MNIST-style preprocessing (dn_prep_image with prep's
+ * buffers, or dn_image_preprocess when prep is NULL; with DN_EXPLAIN_RAW
+ * only dn_image_raw), one forward pass with the fast kernels where they
+ * apply (so the log-probabilities are those of `digitnet predict` for the
+ * same picture), then what flags ask for. w is a work for m (any batch
+ * size; DN_EXPLAIN_NAIVE runs both inputs as one batch when it has room
+ * for 2); it is left in its default (fast) mode. e is overwritten; free it
  * with dn_explanation_free whatever this returns. Fails as the
  * preprocessing does ("no digit found" ...), or with DN_ERR_SHAPE for a
  * model whose input is not 1x28x28 or that has more than
  * DN_EXPLAIN_MAX_CLASSES classes. */
-dn_status dn_explain_image(const dn_model *m, dn_work *w,
+dn_status dn_explain_image(const dn_model *m, dn_work *w, dn_prep *prep,
                            const dn_image *img, int flags,
                            dn_explanation *e, dn_error *err);
 /* The same for an input that is already the network's: x (28, 28) in 0..1,

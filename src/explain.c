@@ -331,8 +331,8 @@ static void start(dn_explanation *e, const dn_model *m, int flags)
     e->classes = m ? dn_model_classes(m) : 0;
 }
 
-dn_status dn_explain_image(const dn_model *m, dn_work *w, const dn_image *img, int flags,
-                           dn_explanation *e, dn_error *err)
+dn_status dn_explain_image(const dn_model *m, dn_work *w, dn_prep *prep, const dn_image *img,
+                           int flags, dn_explanation *e, dn_error *err)
 {
     start(e, m, flags);
     dn_status st = check_model(m, w, err);
@@ -342,7 +342,8 @@ dn_status dn_explain_image(const dn_model *m, dn_work *w, const dn_image *img, i
     if (flags & DN_EXPLAIN_RAW) {
         st = dn_image_raw(img, e->input, err);
     } else {
-        st = dn_image_preprocess(img, e->input, &e->prep, err);
+        st = prep ? dn_prep_image(prep, img, e->input, &e->prep, err)
+                  : dn_image_preprocess(img, e->input, &e->prep, err);
         e->prepped = st == DN_OK;
         if (st == DN_OK && (flags & DN_EXPLAIN_NAIVE)) {
             /* What resizing the whole picture gives, ink made white as

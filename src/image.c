@@ -1,49 +1,40 @@
 /*
- * image.c - decoding images and MNIST-style preprocessing.
- *
- * Decoding is stb_image's (libstb from Debian); everything after it works
- * on one grey float image, 0 black and 1 white. Preprocessing repeats how
- * MNIST itself was made (LeCun et al.): the digit's bounding box scaled to
- * fit 20 x 20 with anti-aliasing, then placed in 28 x 28 by its centre of
- * mass. A network trained on MNIST has only ever seen digits framed that
- * way, so a photo framed any other way is classified far worse.
+ * image.c - the grey dn_image: allocation, resampling, and the plain
+ * resize to 28 x 28 of dn_image_raw.
  */
-#include "internal.h"
+#include "image.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <stb_image.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
-/* Ink that differs from the background by less than this (as a fraction
- * of the strongest ink) is paper grain, JPEG ringing or sensor noise. */
-#define DN_NOISE 0.2f
-/* Below this contrast between the strongest ink and the background an
- * image is taken as blank rather than stretched into a guess. */
-#define DN_MIN_CONTRAST 0.1f
-/* Connected blobs of ink lighter than this fraction of the heaviest one
- * are specks of dust; left in, one speck in a corner would double the
- * bounding box and shrink the digit to half its size. */
-#define DN_SPECK 0.02f
-/* Ink at least this strong (after stretching) spans the 20 x 20 box. */
-#define DN_BOX_INK 0.4f
-/* Output pixels kept around the box for that halo. */
-#define DN_HALO 2
-/* Strokes thinner than this many network pixels are thickened. */
-#define DN_THIN 0.8f
-
-static const char *img_name(const dn_image *img)
+int dn_buf_reserve(dn_buf *b, size_t n)
 {
-    return img && img->name[0] ? img->name : "image";
+    if (n <= b->cap)
+        return 1;
+    /* Not realloc: the old contents are not needed, so they are not copied. */
+    void *p = malloc(n);
+    if (!p)
+        return 0;
+    free(b->p);
+    b->p = p;
+    b->cap = n;
+    return 1;
 }
 
-dn_status dn_image_alloc(dn_image *img, int w, int h, float value, dn_error *err)
+void dn_buf_release(dn_buf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->cap = 0;
+}
+
+dn_status dn_image_alloc(dn_image *img, int w, int h, uint8_t value, dn_error *err)
 {
     if (!img)
         return dn_fail(err, DN_ERR_ARG, "dn_image_alloc: NULL image");
@@ -53,11 +44,10 @@ dn_status dn_image_alloc(dn_image *img, int w, int h, float value, dn_error *err
         return dn_fail(err, DN_ERR_ARG, "image size %dx%d is out of range (1..%d per side)", w,
                        h, DN_IMAGE_MAX_SIDE);
     size_t n = (size_t)w * (size_t)h;
-    img->px = malloc(n * sizeof *img->px);
-    if (!img->px)
+    img->grey = malloc(n);
+    if (!img->grey)
         return dn_fail(err, DN_ERR_NOMEM, "out of memory for a %dx%d image", w, h);
-    for (size_t i = 0; i < n; i++)
-        img->px[i] = value;
+    memset(img->grey, value, n);
     img->w = w;
     img->h = h;
     return DN_OK;
@@ -67,138 +57,9 @@ void dn_image_free(dn_image *img)
 {
     if (!img)
         return;
-    free(img->px);
+    if (!img->borrowed)
+        free(img->grey);
     memset(img, 0, sizeof *img);
-}
-
-/* ------------------------------------------------------------------------ */
-/* Decoding                                                                 */
-/* ------------------------------------------------------------------------ */
-
-/* Grey from stb's 1..4 channel bytes. With alpha, transparent pixels take
- * the colour that contrasts with what is drawn: black strokes on a
- * transparent canvas become black on white, white strokes white on black. */
-static void to_grey(const unsigned char *p, int n, size_t count, float *out)
-{
-    int has_alpha = n == 2 || n == 4;
-    double seen = 0, weight = 0;
-    int translucent = 0;
-    for (size_t i = 0; i < count; i++) {
-        const unsigned char *q = p + i * (size_t)n;
-        float l = n >= 3 ? (0.299f * q[0] + 0.587f * q[1] + 0.114f * q[2]) / 255.0f
-                         : q[0] / 255.0f;
-        out[i] = l;
-        if (has_alpha) {
-            float a = q[n - 1] / 255.0f;
-            seen += (double)a * l;
-            weight += a;
-            translucent |= q[n - 1] != 255;
-        }
-    }
-    if (!has_alpha || !translucent)
-        return;
-    float fill = weight > 0 && seen / weight < 0.5 ? 1.0f : 0.0f;
-    for (size_t i = 0; i < count; i++) {
-        float a = p[i * (size_t)n + (size_t)n - 1] / 255.0f;
-        out[i] = out[i] * a + fill * (1.0f - a);
-    }
-}
-
-dn_status dn_image_load_memory(const void *data, size_t size, const char *name, dn_image *img,
-                               dn_error *err)
-{
-    if (!img)
-        return dn_fail(err, DN_ERR_ARG, "dn_image_load_memory: NULL image");
-    memset(img, 0, sizeof *img);
-    if (!name)
-        name = "image";
-    if (!data && size)
-        return dn_fail(err, DN_ERR_ARG, "%s: NULL data", name);
-    if (size == 0)
-        return dn_fail(err, DN_ERR_FORMAT, "%s: empty file, not an image", name);
-    if (size > (size_t)DN_IMAGE_MAX_FILE)
-        return dn_fail(err, DN_ERR_FORMAT, "%s: %zu bytes, more than the %ld MB an image may have",
-                       name, size, DN_IMAGE_MAX_FILE >> 20);
-
-    /* The header first: nothing is allocated for pixels until the size it
-     * claims is known to be reasonable. */
-    int w = 0, h = 0, n = 0;
-    if (!stbi_info_from_memory(data, (int)size, &w, &h, &n))
-        return dn_fail(err, DN_ERR_FORMAT,
-                       "%s: not an image this program reads (PNG, JPEG, BMP, GIF, PGM/PPM, "
-                       "TGA): %s",
-                       name, stbi_failure_reason() ? stbi_failure_reason() : "unknown format");
-    if (w <= 0 || h <= 0)
-        return dn_fail(err, DN_ERR_FORMAT, "%s: image has zero size (%dx%d)", name, w, h);
-    if (w > DN_IMAGE_MAX_SIDE || h > DN_IMAGE_MAX_SIDE || (long)w * h > DN_IMAGE_MAX_PIXELS)
-        return dn_fail(err, DN_ERR_FORMAT,
-                       "%s: image is %dx%d, larger than the %dx%d (%ld Mpixel) accepted", name, w,
-                       h, DN_IMAGE_MAX_SIDE, DN_IMAGE_MAX_SIDE, DN_IMAGE_MAX_PIXELS >> 20);
-
-    int dw = 0, dh = 0, dn = 0;
-    unsigned char *px = stbi_load_from_memory(data, (int)size, &dw, &dh, &dn, 0);
-    if (!px)
-        return dn_fail(err, DN_ERR_FORMAT, "%s: cannot decode the image: %s", name,
-                       stbi_failure_reason() ? stbi_failure_reason() : "corrupt data");
-    if (dw != w || dh != h || dn < 1 || dn > 4) {
-        stbi_image_free(px);
-        return dn_fail(err, DN_ERR_FORMAT, "%s: decoded %dx%dx%d, header said %dx%d", name, dw,
-                       dh, dn, w, h);
-    }
-    dn_status st = dn_image_alloc(img, w, h, 0.0f, err);
-    if (st == DN_OK) {
-        to_grey(px, dn, (size_t)w * (size_t)h, img->px);
-        snprintf(img->name, sizeof img->name, "%s", name);
-    }
-    stbi_image_free(px);
-    return st;
-}
-
-dn_status dn_image_load(const char *path, dn_image *img, dn_error *err)
-{
-    if (!img || !path)
-        return dn_fail(err, DN_ERR_ARG, "dn_image_load: NULL argument");
-    memset(img, 0, sizeof *img);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return dn_fail(err, DN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return dn_fail(err, DN_ERR_IO, "%s: not a regular file", path);
-    }
-    if (st.st_size == 0) {
-        close(fd);
-        return dn_fail(err, DN_ERR_FORMAT, "%s: empty file, not an image", path);
-    }
-    if (st.st_size > DN_IMAGE_MAX_FILE) {
-        close(fd);
-        return dn_fail(err, DN_ERR_FORMAT, "%s: %lld bytes, more than the %ld MB an image may have",
-                       path, (long long)st.st_size, DN_IMAGE_MAX_FILE >> 20);
-    }
-    size_t size = (size_t)st.st_size, got = 0;
-    unsigned char *buf = malloc(size);
-    if (!buf) {
-        close(fd);
-        return dn_fail(err, DN_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, size);
-    }
-    while (got < size) {
-        ssize_t r = read(fd, buf + got, size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            int e = r < 0 ? errno : 0;
-            free(buf);
-            close(fd);
-            return dn_fail(err, DN_ERR_IO, "%s: read failed at byte %zu: %s", path, got,
-                           e ? strerror(e) : "file shrank while reading");
-        }
-        got += (size_t)r;
-    }
-    close(fd);
-    dn_status s = dn_image_load_memory(buf, size, path, img, err);
-    free(buf);
-    return s;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -214,8 +75,8 @@ dn_status dn_image_load(const char *path, dn_image *img, dn_error *err)
  * nearest edge pixel otherwise. Weights outside the input are 0. */
 typedef struct axis_w {
     int taps;
-    int *first;     /* (n_out) input index of the first tap */
-    float *w;       /* (n_out, taps) */
+    int *first; /* (n_out) input index of the first tap */
+    float *w;   /* (n_out, taps) */
 } axis_w;
 
 static void axis_free(axis_w *a)
@@ -243,370 +104,160 @@ static int axis_make(axis_w *a, int n_in, int n_out, double s, double origin, in
                 if (ov > 0 && i >= 0 && i < n_in)
                     w[t] = (float)(ov * s);
             }
-        } else {
-            double u = origin + (o + 0.5) / s - 0.5;
-            int i0 = (int)floor(u);
-            double f = u - i0;
-            if (!zero_outside) {
-                /* Clamping folds a missing neighbour's weight onto the
-                 * edge pixel. */
-                if (i0 < 0) {
-                    i0 = 0;
-                    f = 0;
-                }
-                if (i0 >= n_in - 1) {
-                    i0 = n_in - 1;
-                    f = 0;
-                }
-            }
-            a->first[o] = i0;
-            w[0] = i0 >= 0 && i0 < n_in ? (float)(1.0 - f) : 0.0f;
-            w[1] = i0 + 1 >= 0 && i0 + 1 < n_in ? (float)f : 0.0f;
+            continue;
         }
+        double u = origin + (o + 0.5) / s - 0.5;
+        int i0 = (int)floor(u);
+        double f = u - i0;
+        if (!zero_outside) {
+            /* Clamping folds a missing neighbour's weight onto the edge
+             * pixel. */
+            if (i0 < 0) {
+                i0 = 0;
+                f = 0;
+            }
+            if (i0 >= n_in - 1) {
+                i0 = n_in - 1;
+                f = 0;
+            }
+        }
+        a->first[o] = i0;
+        w[0] = i0 >= 0 && i0 < n_in ? (float)(1.0 - f) : 0.0f;
+        w[1] = i0 + 1 >= 0 && i0 + 1 < n_in ? (float)f : 0.0f;
     }
     return 1;
 }
 
-/* Resamples src (sh, sw) into dst (dh, dw) at scales sx, sy, output pixel
- * (0, 0) starting at input (ox, oy); see axis_make. */
-static dn_status resample(const float *src, int sw, int sh, double ox, double oy, double sx,
-                          double sy, float *dst, int dw, int dh, int zero_outside, dn_error *err)
+/* The input columns [*c0, *c1] that some output column weighs. */
+static void axis_span(const axis_w *a, int n_out, int *c0, int *c1)
+{
+    *c0 = INT32_MAX;
+    *c1 = -1;
+    for (int o = 0; o < n_out; o++)
+        for (int t = 0; t < a->taps; t++)
+            if (a->w[(size_t)o * (size_t)a->taps + (size_t)t] != 0.0f) {
+                int i = a->first[o] + t;
+                *c0 = i < *c0 ? i : *c0;
+                *c1 = i > *c1 ? i : *c1;
+            }
+}
+
+/* band[x - c0] += wt * src[x] (0 below floor) over columns c0..c1: the one
+ * pass over the input. Each lane does the scalar loop's multiply and add,
+ * so the sums are the same bits either way. */
+static void band_add(float *restrict band, const uint8_t *restrict row, int c0, int c1,
+                     uint8_t floor, float wt)
+{
+    int x = dn_image_avx2() ? dn_avx2_band(band, row, c0, c1, floor, wt) : c0;
+#if defined(__SSE2__)
+    const __m128i vf = _mm_set1_epi8((char)floor), z = _mm_setzero_si128();
+    const __m128 vw = _mm_set1_ps(wt);
+    for (; x + 16 <= c1 + 1; x += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(row + x));
+        v = _mm_and_si128(v, _mm_cmpeq_epi8(_mm_max_epu8(v, vf), v));
+        __m128i lo = _mm_unpacklo_epi8(v, z), hi = _mm_unpackhi_epi8(v, z);
+        __m128i q[4] = {_mm_unpacklo_epi16(lo, z), _mm_unpackhi_epi16(lo, z),
+                        _mm_unpacklo_epi16(hi, z), _mm_unpackhi_epi16(hi, z)};
+        float *b = band + (x - c0);
+        for (int k = 0; k < 4; k++)
+            _mm_storeu_ps(b + 4 * k, _mm_add_ps(_mm_loadu_ps(b + 4 * k),
+                                                _mm_mul_ps(vw, _mm_cvtepi32_ps(q[k]))));
+    }
+#endif
+    for (; x <= c1; x++) {
+        uint8_t v = row[x] >= floor ? row[x] : 0;
+        band[x - c0] += wt * (float)v;
+    }
+}
+
+/* Output rows are made one at a time: the input rows an output row
+ * covers are summed with their weights into a band (vertical first, so
+ * the input is read once, row by row), and the band is then weighed along
+ * x into the few output pixels. */
+int dn_resample_bytes(const uint8_t *src, int sw, int sh, double ox, double oy, double sx,
+                      double sy, uint8_t floor, float unit, float *dst, int dw, int dh,
+                      int zero_outside, dn_buf *band)
 {
     axis_w ax = {0}, ay = {0};
-    float *tmp = NULL; /* (rows r0..r1, dw): only the rows the output reads */
-    dn_status st = DN_OK;
+    int ok = 0, c0, c1;
     if (!axis_make(&ax, sw, dw, sx, ox, zero_outside) ||
         !axis_make(&ay, sh, dh, sy, oy, zero_outside))
-        goto nomem;
-    int r0 = sh, r1 = -1;
-    for (int o = 0; o < dh; o++)
-        for (int t = 0; t < ay.taps; t++)
-            if (ay.w[(size_t)o * (size_t)ay.taps + (size_t)t] != 0.0f) {
-                int i = ay.first[o] + t;
-                r0 = i < r0 ? i : r0;
-                r1 = i > r1 ? i : r1;
-            }
-    for (size_t i = 0; i < (size_t)dw * (size_t)dh; i++)
-        dst[i] = 0.0f;
-    if (r1 < r0)
         goto done;
-    tmp = malloc((size_t)(r1 - r0 + 1) * (size_t)dw * sizeof *tmp);
-    if (!tmp)
-        goto nomem;
-    for (int y = r0; y <= r1; y++) {
-        const float *row = src + (size_t)y * (size_t)sw;
-        float *trow = tmp + (size_t)(y - r0) * (size_t)dw;
-        for (int o = 0; o < dw; o++) {
-            const float *w = ax.w + (size_t)o * (size_t)ax.taps;
+    axis_span(&ax, dw, &c0, &c1);
+    memset(dst, 0, (size_t)dw * (size_t)dh * sizeof *dst);
+    if (c1 < c0) {
+        ok = 1;
+        goto done;
+    }
+    if (!dn_buf_reserve(band, (size_t)(c1 - c0 + 1) * sizeof(float)))
+        goto done;
+    float *b = band->p;
+    for (int o = 0; o < dh; o++) {
+        memset(b, 0, (size_t)(c1 - c0 + 1) * sizeof *b);
+        const float *wy = ay.w + (size_t)o * (size_t)ay.taps;
+        for (int t = 0; t < ay.taps; t++)
+            if (wy[t] != 0.0f)
+                band_add(b, src + (size_t)(ay.first[o] + t) * (size_t)sw, c0, c1, floor, wy[t]);
+        for (int x = 0; x < dw; x++) {
+            const float *wx = ax.w + (size_t)x * (size_t)ax.taps;
             double acc = 0;
             for (int t = 0; t < ax.taps; t++)
-                if (w[t] != 0.0f)
-                    acc += (double)w[t] * row[ax.first[o] + t];
-            trow[o] = (float)acc;
+                if (wx[t] != 0.0f)
+                    acc += (double)wx[t] * b[ax.first[x] + t - c0];
+            dst[(size_t)o * (size_t)dw + (size_t)x] = (float)(acc * unit);
         }
     }
-    for (int o = 0; o < dh; o++) {
-        const float *w = ay.w + (size_t)o * (size_t)ay.taps;
-        float *out = dst + (size_t)o * (size_t)dw;
-        for (int t = 0; t < ay.taps; t++) {
-            if (w[t] == 0.0f)
-                continue;
-            const float *row = tmp + (size_t)(ay.first[o] + t - r0) * (size_t)dw;
-            for (int x = 0; x < dw; x++)
-                out[x] += w[t] * row[x];
-        }
-    }
-    goto done;
-nomem:
-    st = dn_fail(err, DN_ERR_NOMEM, "out of memory resizing %dx%d to %dx%d", sw, sh, dw, dh);
+    ok = 1;
 done:
     axis_free(&ax);
     axis_free(&ay);
-    free(tmp);
-    return st;
+    return ok;
 }
 
 dn_status dn_image_resize(const dn_image *src, int w, int h, dn_image *dst, dn_error *err)
 {
-    if (!src || !dst || !src->px || src->w <= 0 || src->h <= 0)
+    if (!src || !dst || !src->grey || src->w <= 0 || src->h <= 0)
         return dn_fail(err, DN_ERR_ARG, "dn_image_resize: no source image");
-    dn_status st = dn_image_alloc(dst, w, h, 0.0f, err);
+    dn_status st = dn_image_alloc(dst, w, h, 0, err);
     if (st != DN_OK)
         return st;
     snprintf(dst->name, sizeof dst->name, "%s", src->name);
-    st = resample(src->px, src->w, src->h, 0, 0, (double)w / src->w, (double)h / src->h, dst->px,
-                  w, h, 0, err);
-    if (st != DN_OK)
+    size_t n = (size_t)w * (size_t)h;
+    float *tmp = malloc(n * sizeof *tmp);
+    dn_buf band = {0};
+    if (!tmp || !dn_resample_bytes(src->grey, src->w, src->h, 0, 0, (double)w / src->w,
+                                   (double)h / src->h, 0, 1.0f, tmp, w, h, 0, &band)) {
+        free(tmp);
+        dn_buf_release(&band);
         dn_image_free(dst);
-    return st;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Preprocessing                                                            */
-/* ------------------------------------------------------------------------ */
-
-/* Median of the grey levels in a frame around the image, a few pixels
- * thick: the background, even where the digit runs into an edge. A 1024
- * bin histogram keeps it linear in the frame's size. */
-static float border_median(const dn_image *img)
-{
-    enum { BINS = 1024 };
-    size_t hist[BINS] = {0}, total = 0;
-    int t = 1 + (img->w < img->h ? img->w : img->h) / 64;
-    for (int y = 0; y < img->h; y++) {
-        int edge_row = y < t || y >= img->h - t;
-        for (int x = 0; x < img->w; x++) {
-            if (!edge_row && x >= t && x < img->w - t)
-                continue;
-            float v = img->px[(size_t)y * (size_t)img->w + (size_t)x];
-            int b = (int)(v * (BINS - 1) + 0.5f);
-            b = b < 0 ? 0 : b >= BINS ? BINS - 1 : b;
-            hist[b]++;
-            total++;
-        }
+        return dn_fail(err, DN_ERR_NOMEM, "out of memory resizing %dx%d to %dx%d", src->w,
+                       src->h, w, h);
     }
-    size_t half = (total + 1) / 2, run = 0;
-    for (int b = 0; b < BINS; b++) {
-        run += hist[b];
-        if (run >= half)
-            return (float)b / (BINS - 1);
-    }
-    return 1.0f;
-}
-
-/* Zeroes the 8-connected blobs of ink (> 0) whose total ink is below
- * DN_SPECK of the heaviest blob's. lab is (h, w) scratch. */
-static int remove_specks(float *ink, int w, int h)
-{
-    size_t n = (size_t)w * (size_t)h;
-    int32_t *lab = malloc(n * sizeof *lab);
-    size_t *stack = malloc(n * sizeof *stack);
-    double *mass = NULL;
-    if (!lab || !stack) {
-        free(lab);
-        free(stack);
-        return 0;
-    }
-    int32_t blobs = 0;
-    size_t cap = 0;
     for (size_t i = 0; i < n; i++)
-        lab[i] = -1;
-    for (size_t s = 0; s < n; s++) {
-        if (ink[s] <= 0 || lab[s] >= 0)
-            continue;
-        if ((size_t)blobs == cap) {
-            cap = cap ? 2 * cap : 64;
-            double *m2 = realloc(mass, cap * sizeof *mass);
-            if (!m2) {
-                free(lab);
-                free(stack);
-                free(mass);
-                return 0;
-            }
-            mass = m2;
-        }
-        double m = 0;
-        size_t top = 0;
-        stack[top++] = s;
-        lab[s] = blobs;
-        while (top) {
-            size_t p = stack[--top];
-            m += ink[p];
-            int px = (int)(p % (size_t)w), py = (int)(p / (size_t)w);
-            for (int dy = -1; dy <= 1; dy++)
-                for (int dx = -1; dx <= 1; dx++) {
-                    int qx = px + dx, qy = py + dy;
-                    if (qx < 0 || qy < 0 || qx >= w || qy >= h)
-                        continue;
-                    size_t q = (size_t)qy * (size_t)w + (size_t)qx;
-                    if (ink[q] > 0 && lab[q] < 0) {
-                        lab[q] = blobs;
-                        stack[top++] = q;
-                    }
-                }
-        }
-        mass[blobs++] = m;
-    }
-    double heaviest = 0;
-    for (int32_t b = 0; b < blobs; b++)
-        heaviest = fmax(heaviest, mass[b]);
-    for (size_t i = 0; i < n; i++)
-        if (lab[i] >= 0 && mass[lab[i]] < DN_SPECK * heaviest)
-            ink[i] = 0;
-    free(lab);
-    free(stack);
-    free(mass);
-    return 1;
-}
-
-/* Stretches patch (h, w) to a maximum of 1 and dilates it with a 2 x 2
- * square (each pixel the maximum of itself and its upper-left
- * neighbours), so a 1 px line becomes 2 px wide. */
-static void thicken(float *patch, int w, int h)
-{
-    float peak = 0;
-    for (int i = 0; i < w * h; i++)
-        peak = patch[i] > peak ? patch[i] : peak;
-    if (!(peak > 0))
-        return;
-    for (int y = h - 1; y >= 0; y--)
-        for (int x = w - 1; x >= 0; x--) {
-            float v = patch[y * w + x];
-            if (x > 0 && patch[y * w + x - 1] > v)
-                v = patch[y * w + x - 1];
-            if (y > 0 && patch[(y - 1) * w + x] > v)
-                v = patch[(y - 1) * w + x];
-            if (x > 0 && y > 0 && patch[(y - 1) * w + x - 1] > v)
-                v = patch[(y - 1) * w + x - 1];
-            patch[y * w + x] = v / peak;
-        }
-}
-
-dn_status dn_image_preprocess(const dn_image *img, float *out, dn_prep_info *info, dn_error *err)
-{
-    if (!img || !img->px || img->w <= 0 || img->h <= 0 || !out)
-        return dn_fail(err, DN_ERR_ARG, "dn_image_preprocess: no image");
-    const char *name = img_name(img);
-    int w = img->w, h = img->h;
-    size_t n = (size_t)w * (size_t)h;
-    dn_prep_info inf;
-    memset(&inf, 0, sizeof inf);
-
-    inf.background = border_median(img);
-    inf.inverted = inf.background > 0.5f;
-    float *ink = malloc(n * sizeof *ink); /* (h, w), 0 = background */
-    if (!ink)
-        return dn_fail(err, DN_ERR_NOMEM, "%s: out of memory", name);
-    float peak = 0;
-    for (size_t i = 0; i < n; i++) {
-        float d = inf.inverted ? inf.background - img->px[i] : img->px[i] - inf.background;
-        ink[i] = d > 0 ? d : 0;
-        peak = ink[i] > peak ? ink[i] : peak;
-    }
-    inf.contrast = peak;
-    if (!(peak >= DN_MIN_CONTRAST)) {
-        free(ink);
-        return dn_fail(err, DN_ERR_FORMAT,
-                       "%s: no digit found (nothing stands out from the %s background by more "
-                       "than %.0f%%)",
-                       name, inf.inverted ? "light" : "dark", DN_MIN_CONTRAST * 100);
-    }
-    /* Stretched to full contrast, since MNIST's strokes are saturated
-     * whatever pen and paper a photo shows. */
-    for (size_t i = 0; i < n; i++) {
-        float v = ink[i] / peak;
-        ink[i] = v < DN_NOISE ? 0.0f : v;
-    }
-    if (!remove_specks(ink, w, h)) {
-        free(ink);
-        return dn_fail(err, DN_ERR_NOMEM, "%s: out of memory", name);
-    }
-
-    /* The bounding box is that of the solid ink: a faint halo around the
-     * strokes (anti-aliasing, blur, a smooth upscale) is kept in the crop
-     * but does not count towards the 20 pixels, as in MNIST. */
-    int x0 = w, y0 = h, x1 = -1, y1 = -1;
-    double area = 0, edges = 0; /* of the solid ink, for its stroke width */
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            const float *p = ink + (size_t)y * (size_t)w + (size_t)x;
-            if (*p < DN_BOX_INK)
-                continue;
-            x0 = x < x0 ? x : x0;
-            x1 = x > x1 ? x : x1;
-            y0 = y < y0 ? y : y0;
-            y1 = y > y1 ? y : y1;
-            area++;
-            edges += (x == 0 || p[-1] < DN_BOX_INK) + (x == w - 1 || p[1] < DN_BOX_INK) +
-                     (y == 0 || p[-w] < DN_BOX_INK) + (y == h - 1 || p[w] < DN_BOX_INK);
-        }
-    if (x1 < 0) {
-        free(ink);
-        return dn_fail(err, DN_ERR_FORMAT, "%s: no digit found", name);
-    }
-    inf.box_x = x0;
-    inf.box_y = y0;
-    inf.box_w = x1 - x0 + 1;
-    inf.box_h = y1 - y0 + 1;
-
-    /* Scale so that the longer side is exactly DN_IMAGE_BOX; both axes use
-     * the same scale so the digit keeps its shape. The output grid starts
-     * on the box's edge, as MNIST's boxes sit on its pixel grid, and
-     * reaches DN_HALO output pixels beyond it for the halo. */
-    double s = (double)DN_IMAGE_BOX / (inf.box_w > inf.box_h ? inf.box_w : inf.box_h);
-    inf.scale = (float)s;
-    int pw = (int)lround(inf.box_w * s), ph = (int)lround(inf.box_h * s);
-    pw = (pw < 1 ? 1 : pw) + 2 * DN_HALO;
-    ph = (ph < 1 ? 1 : ph) + 2 * DN_HALO;
-    float *patch = malloc((size_t)pw * (size_t)ph * sizeof *patch); /* (ph, pw) */
-    if (!patch) {
-        free(ink);
-        return dn_fail(err, DN_ERR_NOMEM, "%s: out of memory", name);
-    }
-    dn_status st = resample(ink, w, h, x0 - DN_HALO / s, y0 - DN_HALO / s, s, s, patch, pw, ph, 1,
-                            err);
-    free(ink);
-    if (st != DN_OK) {
-        free(patch);
-        return st;
-    }
-
-    /* A stroke of length L and width W has area L W and outline 2 L, so
-     * W = 2 area / outline. MNIST's strokes are 2 px wide (median; 1.3 at
-     * the 5th percentile). A thin pen on a large image shrinks to a faint
-     * hairline the network has never seen: bring it to full strength and
-     * thicken it by one pixel. */
-    inf.stroke = (float)(2.0 * area / (edges > 0 ? edges : 1) * s);
-    if (inf.stroke < DN_THIN)
-        thicken(patch, pw, ph);
-
-    /* Centre of mass onto pixel (14, 14), whole pixels as in MNIST (its
-     * digits' centres of mass are spread +-0.29 px around it: rounding). */
-    double m = 0, mx = 0, my = 0;
-    for (int y = 0; y < ph; y++)
-        for (int x = 0; x < pw; x++) {
-            double v = patch[(size_t)y * (size_t)pw + (size_t)x];
-            m += v;
-            mx += v * x;
-            my += v * y;
-        }
-    if (!(m > 0)) {
-        free(patch);
-        return dn_fail(err, DN_ERR_FORMAT, "%s: no digit found", name);
-    }
-    int c = DN_IMAGE_SIDE / 2;
-    inf.off_x = (int)lround(c - mx / m);
-    inf.off_y = (int)lround(c - my / m);
-    for (int i = 0; i < DN_IMAGE_SIDE * DN_IMAGE_SIDE; i++)
-        out[i] = 0.0f;
-    for (int y = 0; y < ph; y++)
-        for (int x = 0; x < pw; x++) {
-            int ox = x + inf.off_x, oy = y + inf.off_y;
-            if (ox < 0 || oy < 0 || ox >= DN_IMAGE_SIDE || oy >= DN_IMAGE_SIDE)
-                continue;
-            float v = patch[(size_t)y * (size_t)pw + (size_t)x];
-            out[oy * DN_IMAGE_SIDE + ox] = v < 0 ? 0 : v > 1 ? 1 : v;
-        }
-    free(patch);
-    if (info)
-        *info = inf;
+        dst->grey[i] = (uint8_t)lrintf(tmp[i] < 0 ? 0 : tmp[i] > 255 ? 255 : tmp[i]);
+    free(tmp);
+    dn_buf_release(&band);
     return DN_OK;
 }
 
 dn_status dn_image_raw(const dn_image *img, float *out, dn_error *err)
 {
-    if (!img || !img->px || img->w <= 0 || img->h <= 0 || !out)
+    if (!img || !img->grey || img->w <= 0 || img->h <= 0 || !out)
         return dn_fail(err, DN_ERR_ARG, "dn_image_raw: no image");
     enum { N = DN_IMAGE_SIDE * DN_IMAGE_SIDE };
     if (img->w == DN_IMAGE_SIDE && img->h == DN_IMAGE_SIDE) {
-        memcpy(out, img->px, N * sizeof *out);
-    } else {
-        dn_status st = resample(img->px, img->w, img->h, 0, 0, (double)DN_IMAGE_SIDE / img->w,
-                                (double)DN_IMAGE_SIDE / img->h, out, DN_IMAGE_SIDE, DN_IMAGE_SIDE,
-                                0, err);
-        if (st != DN_OK)
-            return st;
+        for (int i = 0; i < N; i++)
+            out[i] = img->grey[i] / 255.0f;
+        return DN_OK;
     }
+    dn_buf band = {0};
+    int ok = dn_resample_bytes(img->grey, img->w, img->h, 0, 0, (double)DN_IMAGE_SIDE / img->w,
+                               (double)DN_IMAGE_SIDE / img->h, 0, 1.0f / 255, out,
+                               DN_IMAGE_SIDE, DN_IMAGE_SIDE, 0, &band);
+    dn_buf_release(&band);
+    if (!ok)
+        return dn_fail(err, DN_ERR_NOMEM, "out of memory resizing %dx%d to %dx%d", img->w,
+                       img->h, DN_IMAGE_SIDE, DN_IMAGE_SIDE);
     for (int i = 0; i < N; i++)
         out[i] = out[i] < 0 ? 0 : out[i] > 1 ? 1 : out[i];
     return DN_OK;

@@ -160,10 +160,13 @@ static void test_unsure_measured(void **state)
             px = nx;
             py = ny;
         }
-        dn_image img = {W, W, canvas, "scribble"};
+        static uint8_t grey[W * W];
+        for (int i = 0; i < W * W; i++)
+            grey[i] = (uint8_t)lrintf(canvas[i] * 255.0f);
+        dn_image img = {.w = W, .h = W, .grey = grey, .borrowed = 1};
         dn_explanation e;
         dn_error err = {0};
-        if (dn_explain_image(model, work, &img, 0, &e, &err) == DN_OK) {
+        if (dn_explain_image(model, work, NULL, &img, 0, &e, &err) == DN_OK) {
             scribbles++;
             unsure_scribbles += e.unsure;
         }
@@ -293,8 +296,12 @@ static void test_image_and_json(void **state)
     dn_image img;
     assert_int_equal(dn_image_load("tests/fixtures/digits/7-canvas.png", &img, &err), DN_OK);
     dn_explanation e;
-    assert_int_equal(dn_explain_image(model, work, &img, DN_EXPLAIN_NAIVE | DN_EXPLAIN_MAPS |
-                                                             DN_EXPLAIN_SALIENCY, &e, &err), DN_OK);
+    dn_prep *prep = dn_prep_new();
+    assert_non_null(prep);
+    assert_int_equal(dn_explain_image(model, work, prep, &img, DN_EXPLAIN_NAIVE | DN_EXPLAIN_MAPS |
+                                                                   DN_EXPLAIN_SALIENCY, &e, &err),
+                     DN_OK);
+    dn_prep_free(prep);
     float pre[784], raw[784];
     dn_prep_info info;
     assert_int_equal(dn_image_preprocess(&img, pre, &info, &err), DN_OK);

@@ -28,6 +28,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define FIXTURE_MODEL "tests/fixtures/mnist-model.safetensors"
 #define OTHER_MODEL "tests/fixtures/torch_model.safetensors"
@@ -740,11 +741,14 @@ static void test_errors(void **state)
     expect_error(post("/api/predict", "image/png", enc, elen), 422, "no digit", "blank picture");
     free(enc);
 
-    /* A picture that claims to be wider than the decoders take. */
-    static const unsigned char wide[] = {
-        0x89, 'P',  'N',  'G',  0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 'I', 'H', 'D', 'R',
-        0,    0,    0x23, 0x28, 0,    0,    0,    10,   8, 0, 0, 0,  0,   0,   0,   0,   0};
-    expect_error(post("/api/predict", "image/png", wide, sizeof wide), 400, "larger",
+    /* A picture that claims to be wider than the decoders take: a PNG
+     * signature and a well-formed IHDR of 9000 x 10, nothing after. */
+    unsigned char wide[33] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13,
+                              'I',  'H', 'D', 'R', 0,    0,    0x23, 0x28, 0, 0, 0, 10, 8};
+    uLong crc = crc32(0L, wide + 12, 17);
+    for (int i = 0; i < 4; i++)
+        wide[29 + i] = (unsigned char)(crc >> (24 - 8 * i));
+    expect_error(post("/api/predict", "image/png", wide, sizeof wide), 400, "9000",
                  "9000x10 PNG header");
 }
 
