@@ -25,8 +25,8 @@
 #define SERVE_MAX_BODY (1024 * 1024)
 /* Largest batch of POST /api/predict/batch. */
 #define SERVE_MAX_BATCH 256
-/* Batch size of each thread's workspace: the occlusion heat-map and the
- * batch route run in chunks of this many. */
+/* Batch size of a thread's large workspace: the occlusion heat-map and
+ * the batch route run in chunks of this many. */
 #define SERVE_WORK_BATCH 32
 
 /* ------------------------------------------------------------------------ */
@@ -57,8 +57,11 @@ void serve_model_release(serve_model *sm);
 /* Drops the current model (at exit). */
 void serve_model_shutdown(void);
 /* This thread's workspace for sm (made on first use, remade after a
- * reload, freed when the thread ends); NULL when out of memory. */
-dn_work *serve_work(const serve_model *sm);
+ * reload, freed when the thread ends): for batches of 2, or with large
+ * for SERVE_WORK_BATCH (the occlusion map and the batch route), which
+ * only the threads that answer such requests pay for. NULL when out of
+ * memory. */
+dn_work *serve_work(const serve_model *sm, int large);
 /* This thread's buffers for decoding and preprocessing pictures (kept for
  * the thread's life, so that requests allocate no full-size image); NULL
  * when out of memory. */

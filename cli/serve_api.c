@@ -209,7 +209,7 @@ static void predict(const serve_request *req, serve_reply *rep)
     if (predict_input(req, &in, rep) != 0)
         return;
     serve_model *sm = serve_model_acquire();
-    dn_work *w = sm ? serve_work(sm) : NULL;
+    dn_work *w = sm ? serve_work(sm, flags & DN_EXPLAIN_SALIENCY) : NULL;
     dn_prep *prep = serve_prep();
     dn_explanation e;
     memset(&e, 0, sizeof e);
@@ -351,7 +351,7 @@ static void batch(const serve_request *req, serve_reply *rep)
     dn_explanation *e = calloc(n, sizeof *e);
     batch_item *items = calloc(n, sizeof *items);
     serve_model *sm = serve_model_acquire();
-    dn_work *w = sm ? serve_work(sm) : NULL;
+    dn_work *w = sm ? serve_work(sm, 1) : NULL;
     dn_error err = {0};
     /* Each input to its 28 x 28, then all of them through the network
      * together. */

@@ -208,8 +208,9 @@ dn_status serve_model_load(const char *path, const char *data_dir, dn_error *err
 /* ------------------------------------------------------------------------ */
 
 typedef struct worker {
-    dn_work *w;
-    unsigned generation;    /* of the model w was made for */
+    dn_work *w[2];          /* batches of 2 (one answer and its naive
+                               squash), and of SERVE_WORK_BATCH */
+    unsigned generation[2]; /* of the model each was made for */
     dn_prep *prep;
 } worker;
 
@@ -219,7 +220,8 @@ static pthread_once_t worker_once = PTHREAD_ONCE_INIT;
 static void worker_free(void *p)
 {
     worker *wk = p;
-    dn_work_free(wk->w);
+    dn_work_free(wk->w[0]);
+    dn_work_free(wk->w[1]);
     dn_prep_free(wk->prep);
     free(wk);
 }
@@ -246,17 +248,18 @@ dn_prep *serve_prep(void)
     return wk ? wk->prep : NULL;
 }
 
-dn_work *serve_work(const serve_model *sm)
+dn_work *serve_work(const serve_model *sm, int large)
 {
     worker *wk = this_worker();
     if (!wk)
         return NULL;
-    if (!wk->w || wk->generation != sm->generation) {
+    int k = large != 0;
+    if (!wk->w[k] || wk->generation[k] != sm->generation) {
         /* A reload may change the architecture: a work fits one model's
          * shapes. */
-        dn_work_free(wk->w);
-        wk->w = dn_work_new(sm->m, SERVE_WORK_BATCH);
-        wk->generation = sm->generation;
+        dn_work_free(wk->w[k]);
+        wk->w[k] = dn_work_new(sm->m, k ? SERVE_WORK_BATCH : 2);
+        wk->generation[k] = sm->generation;
     }
-    return wk->w;
+    return wk->w[k];
 }
