@@ -45,7 +45,7 @@ CLIOBJ  := $(CLI:%.c=$(B)/obj/%.o)
 TSUPOBJ := $(TSUP:%.c=$(B)/obj/%.o)
 TESTBIN := $(TESTS:tests/%.c=$(B)/tests/%)
 
-.PHONY: all test test-only demo bench bench-bin clean deps data distclean check-pkgs
+.PHONY: all test test-only demo bench bench-bin clean deps data distclean check-pkgs node-deps
 .DEFAULT_GOAL := all
 # Keep object files that only tests use (make would delete them as intermediates).
 .SECONDARY:
@@ -124,9 +124,15 @@ deps:
 data:
 	@scripts/fetch-mnist
 
+# ONNX Runtime for the cross-runtime tests (npm, into tools/node).
+node-deps: deps
+	@scripts/install-node-deps
+
 # The full test command: set-up, a -Werror build, the suite, then the suite
-# once more under AddressSanitizer and UndefinedBehaviorSanitizer.
-test: deps data
+# once more under AddressSanitizer and UndefinedBehaviorSanitizer. The
+# WebAssembly build (make web) is built first: the suite runs it too.
+test: deps data node-deps
+	@$(MAKE) --no-print-directory web-build
 	@$(MAKE) --no-print-directory CFLAGS="$(OPT) -g -Werror" B=build/werror test-only
 	@$(MAKE) --no-print-directory CC=gcc OPT=-O1 \
 	    CFLAGS="-O1 -g -Werror -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
@@ -167,4 +173,6 @@ clean:
 	rm -rf build digitnet
 
 distclean: clean
-	rm -rf data/mnist out
+	rm -rf data/mnist out tools/node/node_modules
+
+include wasm/web.mk

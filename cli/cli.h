@@ -1,8 +1,10 @@
 /*
  * cli.h - what the subcommands of the digitnet command share.
  *
- * Exit codes: 0 success, 1 failure (bad file, bad data), 2 usage error
- * (unknown option, bad value), 130 interrupted by Ctrl-C.
+ * Exit codes: 0 success, 1 failure (bad file, bad data, a write error,
+ * standard output included), 2 usage error (unknown option, bad value, an
+ * option given twice, an output that is an input), 130 interrupted by
+ * Ctrl-C.
  */
 #ifndef DN_CLI_H
 #define DN_CLI_H
@@ -28,6 +30,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 
 /* "digitnet: <message>" on stderr; returns CLI_EXIT_FAIL. */

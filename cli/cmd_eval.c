@@ -8,6 +8,7 @@
  * runs in batches over threads and does not depend on either.
  */
 #include "options.h"
+#include "paths.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -45,7 +46,9 @@ static void usage(FILE *f)
         "  digitnet eval --model out/best.safetensors --misclassified 20\n"
         "  digitnet eval --model digitnet.safetensors --json > eval.json\n"
         "\n"
-        "exit status: 0 evaluated, 1 missing or broken model or data, 2 usage error\n");
+        "exit status: 0 evaluated, 1 missing or broken model or data, or a write error\n"
+        "(standard output included), 2 usage error (also: --logprobs-out naming the\n"
+        "model or a data file)\n");
 }
 
 /* What the command was asked. */
@@ -129,6 +132,18 @@ static int load(const eval_opts *o, eval_result *r)
     r->ds.std = r->m->std;
     r->k = dn_model_classes(r->m);
     return 0;
+}
+
+/* --logprobs-out must not overwrite the model or the test set. */
+static int check_files(const eval_opts *o, const eval_result *r)
+{
+    if (!o->logp_out)
+        return 0;
+    cli_paths p = {0};
+    cli_paths_add(&p, 1, "--logprobs-out", o->logp_out);
+    cli_paths_add(&p, 0, "the model file", r->path);
+    cli_paths_add_data(&p, cli_data_dir(r->dataset, o->data), "test");
+    return cli_paths_check("eval", &p);
 }
 
 /* Evaluates, then every figure the report shows. */
@@ -285,7 +300,8 @@ int cmd_eval(int argc, char **argv)
         return rc == CLI_HELP ? 0 : rc;
     eval_result r;
     memset(&r, 0, sizeof r);
-    if ((rc = load(&o, &r)) == 0 && (rc = compute(&o, &r)) == 0) {
+    if ((rc = load(&o, &r)) == 0 && (rc = check_files(&o, &r)) == 0 &&
+        (rc = compute(&o, &r)) == 0) {
         if (o.json) {
             print_json(&o, &r);
         } else {

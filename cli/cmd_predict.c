@@ -6,6 +6,7 @@
 #include "digitnet_picture.h"
 #include "inputs.h"
 #include "options.h"
+#include "paths.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -41,8 +42,8 @@ static void usage(FILE *f)
         "                       several inputs FILE-0.png, FILE-1.png, ...)\n"
         "  -h, --help           this help\n"
         "\n"
-        "exit status: 0 all inputs classified, 1 an input or the model failed,\n"
-        "2 usage error.\n"
+        "exit status: 0 all inputs classified, 1 an input or the model failed, or a\n"
+        "write error, 2 usage error (also: --save-input naming the model or an input).\n"
         "\n"
         "examples:\n"
         "  digitnet predict --mnist-index 0,1,2\n"
@@ -177,7 +178,8 @@ static int parse(int argc, char **argv, predict_opts *o, int *next)
     const cli_opt opts[] = {
         CLI_OPT_MODEL(&o->model),
         CLI_OPT_DATA(&o->data),
-        {.name = "mnist-index", .kind = CLI_CUSTOM, .target = o, .parse = parse_indices},
+        {.name = "mnist-index", .kind = CLI_CUSTOM, .target = o, .parse = parse_indices,
+         .flags = CLI_MULTI},
         CLI_OPT_RAW(&o->raw),
         CLI_OPT_JSON(&o->json),
         {.name = "save-input", .kind = CLI_STRING, .target = &o->save},
@@ -223,6 +225,27 @@ static int list_files(char **args, int n_args, char ***paths, size_t *n_paths)
         free(list);
     }
     return rc;
+}
+
+/* The pictures --save-input writes must not overwrite the model, an
+ * input or each other. */
+static int check_files(const predict_opts *o, const dn_model *m, char **paths, size_t n_paths)
+{
+    if (!o->save)
+        return 0;
+    cli_paths p = {0};
+    char name[4096];
+    size_t total = o->n_idx + n_paths;
+    for (size_t i = 0; i < total; i++) {
+        save_name(o->save, i, total, name, sizeof name);
+        cli_paths_add(&p, 1, "--save-input", name);
+    }
+    cli_paths_add(&p, 0, "the model file", cli_model_path(o->model));
+    for (size_t i = 0; i < n_paths; i++)
+        cli_paths_add(&p, 0, "the input", paths[i]);
+    if (o->n_idx)
+        cli_paths_add_data(&p, cli_data_dir(m->dataset, o->data), "test");
+    return cli_paths_check("predict", &p);
 }
 
 /* Writes the 28x28 the network sees for input i of total. */
@@ -297,6 +320,11 @@ int cmd_predict(int argc, char **argv)
         goto done;
     }
     rc = list_files(argv + next, argc - next, &paths, &n_paths);
+    int refused = check_files(&o, m, paths, n_paths);
+    if (refused) {
+        rc = refused;
+        goto done;
+    }
     if (predict_all(&o, m, &ds, paths, n_paths) != 0)
         rc = CLI_EXIT_FAIL;
 done:

@@ -10,6 +10,7 @@
 #include "metrics_file.h"
 #include "options.h"
 #include "page.h"
+#include "paths.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -42,7 +43,11 @@ static void usage(FILE *f)
         "\n"
         "examples:\n"
         "  digitnet report --model out/model.safetensors --out out/report\n"
-        "  digitnet report --metrics run.jsonl --model run.safetensors --out r --top 48\n");
+        "  digitnet report --metrics run.jsonl --model run.safetensors --out r --top 48\n"
+        "\n"
+        "exit status: 0 written, 1 a missing or broken file or a write error\n"
+        "(standard output included), 2 usage error (also: a page or picture that\n"
+        "would overwrite the model, the metrics file or the test set)\n");
 }
 
 static void curves(dn_text *t, const cli_epoch_row *r, int n, const char *split)
@@ -309,6 +314,32 @@ static void confusion(dn_text *t, const report *r)
     dn_text_printf(t, "<td></td></tr>\n</table>\n");
 }
 
+/* The picture of the w-th worst mistake (from 0). */
+static void wrong_file(size_t w, char *buf, size_t size)
+{
+    snprintf(buf, size, "wrong-%02zu.png", w + 1);
+}
+
+/* The page and its pictures must not overwrite the model, the metrics
+ * file or the test set. */
+static int check_files(const report_opts *o, const report *r, size_t shown)
+{
+    cli_paths p = {0};
+    char path[4200], file[64];
+    snprintf(path, sizeof path, "%s/index.html", o->out);
+    cli_paths_add(&p, 1, "--out's page", path);
+    for (size_t w = 0; w < shown; w++) {
+        wrong_file(w, file, sizeof file);
+        snprintf(path, sizeof path, "%s/%s", o->out, file);
+        cli_paths_add(&p, 1, "--out's picture", path);
+    }
+    cli_paths_add(&p, 0, "the model file", r->model_path);
+    if (r->metrics)
+        cli_paths_add(&p, 0, "the metrics file", r->metrics);
+    cli_paths_add_data(&p, cli_data_dir(r->m->dataset, o->data), "test");
+    return cli_paths_check("report", &p);
+}
+
 /* The worst mistakes, each as a picture written to the page's directory. */
 static int mistakes(dn_text *t, const report *r, const char *out, size_t shown)
 {
@@ -323,7 +354,7 @@ static int mistakes(dn_text *t, const report *r, const char *out, size_t shown)
         const float *l = r->lp + i * (size_t)r->k;
         int p = dn_argmax(l, r->k), y = r->ds.labels[i];
         char file[64], tl[64], pl[64];
-        snprintf(file, sizeof file, "wrong-%02zu.png", w + 1);
+        wrong_file(w, file, sizeof file);
         float px[DN_IMAGE_SIDE * DN_IMAGE_SIDE];
         for (int q = 0; q < side * side; q++)
             px[q] = r->ds.images[i * (size_t)(side * side) + (size_t)q] / 255.0f;
@@ -359,7 +390,8 @@ int cmd_report(int argc, char **argv)
         page_head(&t, &r);
         training(&t, &r);
         confusion(&t, &r);
-        rc = mistakes(&t, &r, o.out, shown);
+        if ((rc = check_files(&o, &r, shown)) == 0)
+            rc = mistakes(&t, &r, o.out, shown);
     }
     if (!rc && (rc = cli_page_write(&t, o.out, path, sizeof path)) == 0)
         printf("wrote %s (test accuracy %.2f %%, %zu mistakes, %zu shown)\n", path,

@@ -13,6 +13,7 @@
 #include "inputs.h"
 #include "options.h"
 #include "page.h"
+#include "paths.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -45,7 +46,11 @@ static void usage(FILE *f)
         "examples:\n"
         "  digitnet show --mnist-index 0 --out out/show\n"
         "  digitnet show --model out/model.safetensors my-digit.png --out out/mine\n"
-        "  chromium out/show/index.html\n");
+        "  chromium out/show/index.html\n"
+        "\n"
+        "exit status: 0 written, 1 a missing or broken file or a write error\n"
+        "(standard output included), 2 usage error (also: a page or picture that\n"
+        "would overwrite the model or the input)\n");
 }
 
 /* Pixels per map: every map at least 112 px across, as MNIST's 28 at 4x. */
@@ -333,6 +338,40 @@ static void plan_stages(show *s)
     }
 }
 
+/* The picture of convolution C's filters. */
+static void filters_file(const dn_layer *C, char *buf, size_t size)
+{
+    snprintf(buf, size, "filters-%s.png", C->name);
+}
+
+/* The page and the pictures, all planned now, must not overwrite the model
+ * or the input (an earlier picture given as the input, say). */
+static int check_files(const show_opts *o, const show *s)
+{
+    cli_paths p = {0};
+    char path[4200], file[64];
+    snprintf(path, sizeof path, "%s/index.html", o->out);
+    cli_paths_add(&p, 1, "--out's page", path);
+    for (int i = 0; i < s->ns; i++) {
+        const stage *st = &s->stages[i];
+        if (st->file[0]) {
+            snprintf(path, sizeof path, "%s/%s", o->out, st->file);
+            cli_paths_add(&p, 1, "--out's picture", path);
+        }
+        if (st->conv >= 0) {
+            filters_file(&s->m->layers[st->conv], file, sizeof file);
+            snprintf(path, sizeof path, "%s/%s", o->out, file);
+            cli_paths_add(&p, 1, "--out's picture", path);
+        }
+    }
+    cli_paths_add(&p, 0, "the model file", cli_model_path(o->model));
+    if (o->file)
+        cli_paths_add(&p, 0, "the input", o->file);
+    else
+        cli_paths_add_data(&p, cli_data_dir(s->m->dataset, o->data), "test");
+    return cli_paths_check("show", &p);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Render: the page, one section per stage                                  */
 /* ------------------------------------------------------------------------ */
@@ -422,7 +461,7 @@ static int filters_section(dn_text *t, const dn_layer *C, const float *wt, const
         mm = 1;
     int fscale = (C->k <= 3 ? SMALL_FILTER_PX : LARGE_FILTER_PX) / C->k;
     char file[64], alt[128];
-    snprintf(file, sizeof file, "filters-%s.png", C->name);
+    filters_file(C, file, sizeof file);
     snprintf(alt, sizeof alt, "learned filters of %s", C->name);
     dn_text_printf(t, "<h2 style=\"margin-top:12px\">learned filters of %s</h2>\n"
                       "<p class=\"shape\">%dx%dx%dx%d</p>\n",
@@ -524,7 +563,8 @@ int cmd_show(int argc, char **argv)
     char path[4096];
     if ((rc = run_model(&o, &s)) == 0) {
         plan_stages(&s);
-        rc = render(&t, &s, cli_model_path(o.model), o.out);
+        if ((rc = check_files(&o, &s)) == 0)
+            rc = render(&t, &s, cli_model_path(o.model), o.out);
     }
     if (!rc && (rc = cli_page_write(&t, o.out, path, sizeof path)) == 0)
         printf("wrote %s and its pictures\n", path);

@@ -3,14 +3,19 @@
  * Fashion-MNIST), checkpoint after every epoch, resume exactly.
  *
  * Everything that can be refused is checked before anything is written:
- * flag values, the data directory, the model architecture, and that the
- * output and metrics files can be created in their directories. A refused
- * run exits 2 and leaves an existing model file as it was. What the run
- * shows while it goes, and Ctrl-C, are in cli/train_progress.c.
+ * flag values, the data directory, the model architecture, that the model
+ * and metrics files are neither inputs nor each other, and that they can
+ * be created in their directories. A refused run exits 2 (1 when the
+ * system refuses the write) and leaves an existing model file as it was.
+ * The files are then locked and written together (cli/train_files.c);
+ * what the run shows while it goes, and Ctrl-C, are in
+ * cli/train_progress.c.
  */
 #include "files.h"
 #include "metrics_file.h"
 #include "options.h"
+#include "paths.h"
+#include "train_files.h"
 #include "train_progress.h"
 
 #include <errno.h>
@@ -78,7 +83,7 @@ static void usage(FILE *f)
         f);
     print_presets(f);
     fputs(
-        "  --epochs N           epochs in total (14)\n"
+        "  --epochs N           epochs in total (14); at least 1 for a new run\n"
         "  --batch N            images per step (64)\n"
         "  --optim NAME         adadelta (default), sgd, adam, adamw\n"
         "  --lr X               learning rate (adadelta 1.0, sgd 0.01, adam/adamw 1e-3)\n"
@@ -110,8 +115,20 @@ static void usage(FILE *f)
         "  digitnet train --val 5000 --optim adam --lr 3e-3\n"
         "  digitnet train --resume digitnet.safetensors --epochs 20\n"
         "\n"
-        "exit status: 0 trained, 1 failure (bad data, diverged, write error),\n"
-        "2 usage error, 130 interrupted (checkpoint written)\n",
+        "files: the model and its metrics file are replaced together after every\n"
+        "epoch (each atomically, the metrics right after the model), never emptied\n"
+        "ahead of time: a run that fails, diverges or is killed leaves the last\n"
+        "checkpoint and the metrics of exactly its epochs. A new run's metrics file\n"
+        "starts empty; a resumed run keeps the lines of the epochs its checkpoint\n"
+        "holds. OUT.lock and METRICS.lock, present while a run goes, keep a second\n"
+        "run off the same files. A run cleans up what a killed one left behind.\n"
+        "\n"
+        "exit status: 0 trained; 1 failure: bad data, diverged (a loss or parameter\n"
+        "NaN or infinite), a write error (read-only directory, disk full, file size\n"
+        "limit, standard output), another run holds the files; 2 usage error: a bad\n"
+        "flag or value, a flag given twice, --epochs 0 for a new run, an output that\n"
+        "is an input or another output, a directory that does not exist;\n"
+        "130 interrupted (checkpoint written)\n",
         f);
 }
 
@@ -305,6 +322,7 @@ typedef struct run {
     char dataset[16];
     const char *out;        /* the model file */
     char metrics_path[4200];
+    cli_train_files files;  /* the model and metrics written together, locked */
     dn_dataset train, test;
     int have_test;
 } run;
@@ -315,6 +333,7 @@ static void run_free(run *r)
     dn_dataset_free(&r->test);
     dn_file_extras_free(&r->resume);
     dn_model_free(r->m);
+    cli_train_files_free(&r->files);
 }
 
 /* --resume: the checkpoint's model and recipe; --epochs may extend it. */
@@ -337,33 +356,87 @@ static int from_checkpoint(run *r)
     return 0;
 }
 
-/* Everything that can be refused before anything is written: the data
- * directory, the output files, the architecture. */
-static int check_before(run *r)
+/* "cannot write the model file ..." with the exit code cli_check_writable
+ * chose: 2 for a path that cannot be right, 1 when the system refuses. */
+static int cannot_write(int rc, const char *what, const char *path, const char *why)
+{
+    if (rc == CLI_EXIT_USAGE)
+        return cli_usage("train", "cannot write the %s file '%s': %s", what, path, why);
+    return cli_fail("cannot write the %s file '%s': %s", what, path, why);
+}
+
+/* The model and metrics files, before anything is written: they must
+ * differ from each other, from the lock files and from the checkpoint
+ * --resume reads (unless the model continues it in place), and their
+ * directories must take new files. Then the lock, then what a run killed
+ * while saving left behind. */
+static int claim_files(run *r)
 {
     const opts *o = &r->o;
-    char why[4400];
     r->out = o->out ? o->out : o->resume ? o->resume : cli_model_path(NULL);
     if (o->metrics)
         snprintf(r->metrics_path, sizeof r->metrics_path, "%s", o->metrics);
     else
         snprintf(r->metrics_path, sizeof r->metrics_path, "%s.metrics.jsonl", r->out);
+    cli_train_files_init(&r->files, r->out, r->metrics_path);
+    cli_paths p = {0};
+    const char *what = o->out ? "--out" : o->resume ? "the checkpoint --resume" : "the model file";
+    cli_paths_add(&p, 1, what, r->out);
+    cli_paths_add(&p, 1, "--metrics", r->metrics_path);
+    cli_paths_add(&p, 1, "the lock file", r->files.lock_path[0]);
+    cli_paths_add(&p, 1, "the lock file", r->files.lock_path[1]);
+    if (o->resume && !cli_same_file(o->resume, r->out))
+        cli_paths_add(&p, 0, "the checkpoint --resume", o->resume);
+    int rc = cli_paths_check("train", &p);
+    char why[4400];
+    if (!rc && (rc = cli_check_writable(r->out, why, sizeof why)) != 0)
+        return cannot_write(rc, "model", r->out, why);
+    if (!rc && (rc = cli_check_writable(r->metrics_path, why, sizeof why)) != 0)
+        return cannot_write(rc, "metrics", r->metrics_path, why);
+    if (!rc)
+        rc = cli_train_lock(&r->files);
+    return rc ? rc : cli_train_recover(&r->files);
+}
+
+/* What can still be refused once the recipe is known: the data directory,
+ * outputs that are data files, the architecture. */
+static int check_before(run *r)
+{
+    const opts *o = &r->o;
     const char *dir = cli_data_dir(r->dataset, o->data);
     if (!cli_is_dir(dir))
         return cli_usage("train", "data directory '%s' not found (run 'make data' or pass "
                          "--data DIR)", dir);
-    if (cli_check_writable(r->out, why, sizeof why))
-        return cli_usage("train", "cannot write the model file '%s': %s", r->out, why);
-    if (cli_check_writable(r->metrics_path, why, sizeof why))
-        return cli_usage("train", "cannot write the metrics file '%s': %s", r->metrics_path,
-                         why);
-    if (!r->m) {
+    cli_paths p = {0};
+    cli_paths_add(&p, 1, "--out", r->out);
+    cli_paths_add(&p, 1, "--metrics", r->metrics_path);
+    cli_paths_add_data(&p, dir, "train");
+    cli_paths_add_data(&p, dir, "test");
+    int rc = cli_paths_check("train", &p);
+    if (!rc && !r->m) {
         dn_error err = {0};
         dn_shape in = DN_INPUT_SHAPE;
         if (!(r->m = dn_model_new(o->arch, in, r->cfg.seed, &err)))
             return cli_usage("train", "--arch: %s", err.msg);
     }
-    return 0;
+    return rc;
+}
+
+/* The metrics text the run starts from. A new run starts empty: the old
+ * file stays as it is until the first checkpoint replaces it together with
+ * the model. A resumed run keeps the lines of its checkpoint's metrics
+ * file (--metrics, or CHECKPOINT.metrics.jsonl) up to the checkpoint's
+ * epoch. */
+static int start_history(run *r)
+{
+    if (!r->o.resume)
+        return 0;
+    char from[4200];
+    if (r->o.metrics)
+        snprintf(from, sizeof from, "%s", r->o.metrics);
+    else
+        snprintf(from, sizeof from, "%s.metrics.jsonl", r->o.resume);
+    return cli_metrics_kept(from, r->epochs_done, &r->files.history);
 }
 
 /* The training split and, without --val, the test split. */
@@ -403,12 +476,7 @@ static int outcome(const run *r, dn_status st, const dn_error *err)
 static int train(run *r)
 {
     const opts *o = &r->o;
-    char why[4400];
-    cli_train_run show = {cli_stdout_is_tty(), NULL, 0, 0};
-    show.metrics = cli_metrics_open(r->metrics_path, o->resume ? r->epochs_done : 0, why,
-                                    sizeof why);
-    if (!show.metrics)
-        return cli_fail("%s", why);
+    cli_train_run show = {cli_stdout_is_tty(), &r->files, 0, 0};
     snprintf(r->m->dataset, sizeof r->m->dataset, "%s", r->dataset);
     size_t n_train = r->train.n - r->cfg.val;
     if (r->cfg.limit && r->cfg.limit < n_train)
@@ -424,6 +492,7 @@ static int train(run *r)
     cli_train_catch_sigint();
     r->cfg.checkpoint = r->out;
     r->cfg.progress = cli_train_progress;
+    r->cfg.save = cli_train_save;
     r->cfg.user = &show;
     dn_error err = {0};
     dn_status st = dn_train(r->m, &r->train, r->have_test ? &r->test : NULL, &r->cfg,
@@ -431,7 +500,6 @@ static int train(run *r)
     if (show.drawn)
         printf("\n");
     fflush(stdout);
-    fclose(show.metrics);
     return outcome(r, st, &err);
 }
 
@@ -439,6 +507,7 @@ int cmd_train(int argc, char **argv)
 {
     run r;
     memset(&r, 0, sizeof r);
+    r.files.lock_fd[0] = r.files.lock_fd[1] = -1;
     opts *o = &r.o;
     o->epochs = o->batch = o->step_size = o->threads = o->val = o->limit = -1;
     o->optim = o->schedule = -1;
@@ -450,14 +519,25 @@ int cmd_train(int argc, char **argv)
         return cli_usage("train", "--%s cannot be combined with --resume: the checkpoint's "
                          "recipe continues (only --epochs, --threads, --out, --metrics and "
                          "--data may be given)", o->recipe_flag);
+    if (!o->resume && o->epochs == 0)
+        return cli_usage("train", "--epochs 0 trains nothing (it would replace the model "
+                         "file with untrained weights); give 1 or more");
     snprintf(r.dataset, sizeof r.dataset, "%s", o->dataset ? o->dataset : "mnist");
-    rc = o->resume ? from_checkpoint(&r) : build_recipe(o, &r.cfg);
+    /* The checkpoint is read under the lock, so that no other run replaces
+     * it between reading and continuing it. */
+    rc = o->resume ? 0 : build_recipe(o, &r.cfg);
+    if (!rc)
+        rc = claim_files(&r);
+    if (!rc && o->resume)
+        rc = from_checkpoint(&r);
     if (!rc && o->threads > 0)
         r.cfg.threads = (int)o->threads;
     if (!rc)
         rc = check_before(&r);
     if (!rc)
         rc = load_data(&r);
+    if (!rc)
+        rc = start_history(&r);
     if (!rc && o->resume && r.epochs_done >= r.cfg.epochs)
         printf("nothing to do: %s has %d of %d epochs done (pass --epochs to train more)\n",
                o->resume, r.epochs_done, r.cfg.epochs);

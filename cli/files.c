@@ -1,12 +1,14 @@
 /*
  * files.c - the file system as the subcommands need it: output
  * directories (mkdir -p), checking that a file can be written before a long
- * run, and the image files of a directory.
+ * run, opening a file to read without blocking on a FIFO, and the image
+ * files of a directory.
  */
 #include "files.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -53,7 +55,7 @@ int cli_check_writable(const char *path, char *why, size_t size)
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
         snprintf(why, size, "it is a directory");
-        return -1;
+        return CLI_EXIT_USAGE;
     }
     char dir[4096], tmp[4200];
     const char *slash = strrchr(path, '/');
@@ -66,12 +68,45 @@ int cli_check_writable(const char *path, char *why, size_t size)
     snprintf(tmp, sizeof tmp, "%s/.digitnet-write-check.XXXXXX", dir);
     int fd = mkstemp(tmp);
     if (fd < 0) {
-        snprintf(why, size, "cannot create files in '%s': %s", dir, strerror(errno));
-        return -1;
+        int e = errno;
+        snprintf(why, size, "cannot create files in '%s': %s", dir, strerror(e));
+        return e == ENOENT || e == ENOTDIR ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
     }
     close(fd);
     unlink(tmp);
     return 0;
+}
+
+FILE *cli_fopen_regular(const char *path, int *missing, char *why, size_t size)
+{
+    if (missing)
+        *missing = 0;
+    /* O_NONBLOCK: a FIFO without a writer would otherwise block open. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        int e = errno;
+        if (missing)
+            *missing = e == ENOENT;
+        snprintf(why, size, "%s", strerror(e));
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(why, size, "it is %s, not a regular file",
+                 S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO"
+                                                                            : "a special file");
+        close(fd);
+        return NULL;
+    }
+    (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    FILE *f = fdopen(fd, "r");
+    if (!f) {
+        snprintf(why, size, "%s", strerror(errno));
+        close(fd);
+    }
+    return f;
 }
 
 int cli_is_dir(const char *path)

@@ -11,9 +11,17 @@
 int cli_make_out_dir(const char *dir);
 
 /* 0 if a file can be created next to path (and path is not a directory):
- * creates and removes a temporary file there. Otherwise -1 with the reason
- * in why. */
+ * creates and removes a temporary file there. Otherwise the exit code with
+ * the reason in why: CLI_EXIT_USAGE when path is a directory or names a
+ * directory that does not exist (the argument is wrong), CLI_EXIT_FAIL
+ * when the system refuses (read-only, no permission, no space). */
 int cli_check_writable(const char *path, char *why, size_t size);
+
+/* Opens path for reading if it is a regular file, without waiting on a
+ * FIFO. NULL with the reason in why ("No such file or directory", "it is
+ * a FIFO, not a regular file"); *missing (may be NULL) is set when the
+ * file does not exist. */
+FILE *cli_fopen_regular(const char *path, int *missing, char *why, size_t size);
 /* Non-zero if path is a directory. */
 int cli_is_dir(const char *path);
 

@@ -1,8 +1,12 @@
 /*
- * main.c - the digitnet command: dispatch to a subcommand.
+ * main.c - the digitnet command: dispatch to a subcommand, and what holds
+ * for all of them: a file size limit is an error, not a silent death, and
+ * everything printed must reach standard output.
  */
 #include "cli.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <string.h>
 
 static const struct {
@@ -17,6 +21,7 @@ static const struct {
     {"predict", cmd_predict, "log-probabilities of each class for your images"},
     {"show", cmd_show, "pictures of every layer's feature maps and filters"},
     {"report", cmd_report, "an HTML page of training curves and mistakes"},
+    {"export", cmd_export, "write the model as ONNX for other runtimes"},
     {"serve", cmd_serve, "a live drawing page and an HTTP API (libmicrohttpd)"},
 };
 
@@ -36,10 +41,27 @@ static void usage(FILE *f)
                "  digitnet show --model digitnet.safetensors --mnist-index 0 --out out/show\n"
                "  digitnet report --metrics digitnet.safetensors.metrics.jsonl \\\n"
                "      --model digitnet.safetensors --out out/report\n"
+               "  digitnet export --model digitnet.safetensors --onnx digitnet.onnx\n"
                "  digitnet serve --model digitnet.safetensors --port 8080\n");
 }
 
-int main(int argc, char **argv)
+/* Flushes and closes standard output: output lost to a full disk, a
+ * closed descriptor or /dev/full is a failure, even if the command itself
+ * succeeded. Returns rc, or CLI_EXIT_FAIL after one line if rc was 0. */
+static int close_stdout(int rc)
+{
+    int failed = ferror(stdout);
+    errno = 0;
+    if (fclose(stdout) != 0)
+        failed = 1;
+    if (!failed)
+        return rc;
+    fprintf(stderr, "digitnet: cannot write to standard output: %s\n",
+            errno ? strerror(errno) : "an earlier write failed");
+    return rc ? rc : CLI_EXIT_FAIL;
+}
+
+static int dispatch(int argc, char **argv)
 {
     if (argc < 2) {
         usage(stderr);
@@ -58,4 +80,13 @@ int main(int argc, char **argv)
             return commands[i].run(argc - 1, argv + 1);
     fprintf(stderr, "digitnet: unknown command '%s' (see 'digitnet --help')\n", argv[1]);
     return CLI_EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    /* Under a file size limit (ulimit -f) a write then fails with EFBIG,
+     * which is reported and cleaned up after, instead of SIGXFSZ killing
+     * the process with no message and its temporary file left behind. */
+    signal(SIGXFSZ, SIG_IGN);
+    return close_stdout(dispatch(argc, argv));
 }

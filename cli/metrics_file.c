@@ -4,68 +4,64 @@
  */
 #include "metrics_file.h"
 
-#include <errno.h>
+#include "files.h"
+
 #include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void put_number(FILE *f, const char *key, double v, const char *fmt)
+static void put_number(dn_text *t, const char *key, double v, const char *fmt)
 {
-    fprintf(f, "\"%s\":", key);
+    dn_text_printf(t, "\"%s\":", key);
     if (isfinite(v))
-        fprintf(f, fmt, v);
+        dn_text_printf(t, fmt, v);
     else
-        fputs("null", f);
+        dn_text_printf(t, "null");
 }
 
-void cli_metrics_write(FILE *f, const dn_train_progress *p)
+void cli_metrics_line(dn_text *t, const dn_train_progress *p)
 {
-    fprintf(f, "{\"epoch\":%d,", p->epoch);
-    put_number(f, "lr", p->lr, "%.10g");
-    fputc(',', f);
-    put_number(f, "train_loss", p->train_loss, "%.6f");
-    fputc(',', f);
-    put_number(f, "test_loss", p->split ? p->eval_loss : NAN, "%.6f");
-    fputc(',', f);
-    put_number(f, "test_acc", p->split ? p->eval_acc : NAN, "%.6f");
-    fputc(',', f);
-    put_number(f, "test_acc_se", p->split ? p->eval_acc_se : NAN, "%.6f");
-    fputc(',', f);
-    put_number(f, "seconds", p->seconds, "%.3f");
-    fputc(',', f);
-    put_number(f, "images_per_s", p->images_per_s, "%.1f");
-    fprintf(f, ",\"split\":\"%s\"}\n", p->split ? p->split : "none");
-    fflush(f);
+    dn_text_printf(t, "{\"epoch\":%d,", p->epoch);
+    put_number(t, "lr", p->lr, "%.10g");
+    dn_text_printf(t, ",");
+    put_number(t, "train_loss", p->train_loss, "%.6f");
+    dn_text_printf(t, ",");
+    put_number(t, "test_loss", p->split ? p->eval_loss : NAN, "%.6f");
+    dn_text_printf(t, ",");
+    put_number(t, "test_acc", p->split ? p->eval_acc : NAN, "%.6f");
+    dn_text_printf(t, ",");
+    put_number(t, "test_acc_se", p->split ? p->eval_acc_se : NAN, "%.6f");
+    dn_text_printf(t, ",");
+    put_number(t, "seconds", p->seconds, "%.3f");
+    dn_text_printf(t, ",");
+    put_number(t, "images_per_s", p->images_per_s, "%.1f");
+    dn_text_printf(t, ",\"split\":\"%s\"}\n", p->split ? p->split : "none");
 }
 
-FILE *cli_metrics_open(const char *path, int keep, char *why, size_t size)
+int cli_metrics_kept(const char *path, int keep, dn_text *t)
 {
-    char *kept = NULL;
-    size_t kept_len = 0;
-    if (keep > 0) {
-        FILE *in = fopen(path, "r");
-        FILE *mem = open_memstream(&kept, &kept_len);
-        char line[4096];
-        while (in && mem && fgets(line, sizeof line, in)) {
-            json_t *j = json_loads(line, 0, NULL);
-            json_t *e = json_object_get(j, "epoch");
-            if (json_is_integer(e) && json_integer_value(e) <= keep)
-                fputs(line, mem);
-            json_decref(j);
-        }
-        if (in)
-            fclose(in);
-        if (mem)
-            fclose(mem);
+    char why[256];
+    int missing;
+    FILE *in = cli_fopen_regular(path, &missing, why, sizeof why);
+    if (!in)
+        return missing ? 0 : cli_fail("cannot read the metrics file '%s': %s", path, why);
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, in) != -1) {
+        json_t *j = json_loads(line, 0, NULL);
+        json_t *e = json_object_get(j, "epoch");
+        /* A line torn by a crash does not parse and is dropped. */
+        if (json_is_integer(e) && json_integer_value(e) <= keep)
+            dn_text_printf(t, "%s%s", line, line[strlen(line) - 1] == '\n' ? "" : "\n");
+        json_decref(j);
     }
-    FILE *f = fopen(path, "w");
-    if (!f)
-        snprintf(why, size, "cannot write metrics file '%s': %s", path, strerror(errno));
-    else if (kept_len)
-        fwrite(kept, 1, kept_len, f);
-    free(kept);
-    return f;
+    int bad = ferror(in);
+    free(line);
+    fclose(in);
+    if (bad)
+        return cli_fail("cannot read the metrics file '%s'", path);
+    return 0;
 }
 
 static double get_number(json_t *o, const char *key)
@@ -125,9 +121,10 @@ static int keep_row(cli_epoch_row **v, int n, int *cap, const cli_epoch_row *r)
 
 int cli_metrics_read(const char *path, cli_epoch_row **rows, char *split, size_t split_size)
 {
-    FILE *f = fopen(path, "r");
+    char why[256];
+    FILE *f = cli_fopen_regular(path, NULL, why, sizeof why);
     if (!f) {
-        cli_fail("cannot read metrics file '%s': %s", path, strerror(errno));
+        cli_fail("cannot read metrics file '%s': %s", path, why);
         return -1;
     }
     cli_epoch_row *v = NULL, r;

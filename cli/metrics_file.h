@@ -1,6 +1,6 @@
 /*
  * metrics_file.h - the metrics file (cli/metrics_file.c): what `train`
- * writes after every epoch, one JSON object a line
+ * writes with every checkpoint, one JSON object per epoch and line
  *   {"epoch":1,"lr":1,"train_loss":0.326,"test_loss":0.088,"test_acc":0.9715,
  *    "test_acc_se":0.0017,"seconds":0.6,"images_per_s":116110,"split":"test"}
  * (null where a figure does not exist), and what `report` reads back.
@@ -9,14 +9,19 @@
 #define DN_CLI_METRICS_FILE_H
 
 #include "cli.h"
+#include "digitnet_picture.h"
 
-/* Opens the metrics file: truncated for a new run; for a resumed one the
- * lines of epochs up to `keep` stay and later ones (from a run that went
- * further than the checkpoint) go. NULL with the reason in why. */
-FILE *cli_metrics_open(const char *path, int keep, char *why, size_t size);
+/* Appends to t the lines of the metrics file at path for epochs up to
+ * keep: what a resumed run keeps (later epochs came from a run that went
+ * further than its checkpoint; a torn line is dropped). A missing file
+ * adds nothing. Returns 0, or CLI_EXIT_FAIL after one line when the file
+ * cannot be read. */
+int cli_metrics_kept(const char *path, int keep, dn_text *t);
 
-/* Appends the line of a finished epoch (p->epoch_done) and flushes. */
-void cli_metrics_write(FILE *f, const dn_train_progress *p);
+/* Appends the line of a finished epoch (p->epoch_done) to t. `train` keeps
+ * the whole file's text and writes it with each checkpoint
+ * (cli/train_files.c). */
+void cli_metrics_line(dn_text *t, const dn_train_progress *p);
 
 /* One epoch of the metrics file; NAN where a figure is missing or null. */
 typedef struct cli_epoch_row {

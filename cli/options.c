@@ -77,6 +77,7 @@ int cli_parse(const cli_spec *s, int argc, char **argv, int *next, const char **
     build_tables(s, lo, shorts, sizeof shorts);
     if (flagged)
         *flagged = NULL;
+    unsigned char seen[MAX_OPTS] = {0};
     opterr = 0;
     optind = 1;
     int c;
@@ -93,6 +94,9 @@ int cli_parse(const cli_spec *s, int argc, char **argv, int *next, const char **
                 return cli_usage(s->cmd, "unknown option '-%c'", optopt);
             return cli_usage(s->cmd, "unknown option '%s'", argv[optind - 1]);
         }
+        /* Last-wins would silently drop a value the user typed. */
+        if (seen[o - s->opts]++ && !(o->flags & CLI_MULTI))
+            return cli_usage(s->cmd, "option '--%s' given twice", o->name);
         if (flagged && !*flagged && (o->flags & CLI_RECIPE))
             *flagged = o->name;
         int rc = take_value(s->cmd, o, optarg);

@@ -20,6 +20,8 @@ typedef enum cli_opt_kind {
 /* Option flags. */
 #define CLI_POSITIVE 1u /* CLI_DOUBLE: must also be > 0 */
 #define CLI_RECIPE 2u   /* train: part of the recipe (refused with --resume) */
+#define CLI_MULTI 4u    /* may be given more than once (each value is taken);
+                           any other option given twice is refused */
 
 typedef struct cli_opt {
     const char *name;       /* long name without "--" */
@@ -49,7 +51,8 @@ typedef struct cli_spec {
 /* Parses argv[1..argc) against s. Returns 0 with *next set to the index of
  * the first argument that is not an option; CLI_HELP; or CLI_EXIT_USAGE
  * after printing one line (unknown option, missing or bad value, an
- * argument where none is taken). If flagged is not NULL it gets the name
+ * option given twice without CLI_MULTI, an argument where none is
+ * taken). If flagged is not NULL it gets the name
  * of the first option given that has CLI_RECIPE, or NULL. */
 int cli_parse(const cli_spec *s, int argc, char **argv, int *next, const char **flagged);
 

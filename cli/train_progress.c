@@ -1,7 +1,7 @@
 /*
  * train_progress.c - what `digitnet train` shows while it runs: the recipe
  * before it starts, a live progress line on a terminal, one line per epoch
- * (also appended to the metrics file), and Ctrl-C.
+ * (also added to the metrics file's text), and Ctrl-C.
  *
  * Ctrl-C: the first one lets the current batch finish, writes a checkpoint
  * (mid-epoch; `--resume` continues from that very batch with bit-identical
@@ -10,6 +10,7 @@
 #include "train_progress.h"
 
 #include "metrics_file.h"
+#include "train_files.h"
 
 #include <math.h>
 #include <signal.h>
@@ -82,8 +83,8 @@ int cli_train_progress(const dn_train_progress *p, void *user)
                100 * p->eval_acc, 100 * p->eval_acc_se);
     printf("  %.1f s  (%.0f img/s)\n", p->seconds, p->images_per_s);
     fflush(stdout);
-    if (r->metrics)
-        cli_metrics_write(r->metrics, p);
+    if (r->files)
+        cli_metrics_line(&r->files->history, p);
     return interrupted;
 }
 

@@ -7,17 +7,21 @@
 
 #include "cli.h"
 
-/* State of the progress display; the callback's user pointer. */
+struct cli_train_files;
+
+/* State of the progress display; the user pointer of the callback and of
+ * the checkpoint writer (cli_train_save). */
 typedef struct cli_train_run {
     int tty;                /* stdout is a terminal: live line */
-    FILE *metrics;          /* the metrics file, or NULL */
+    struct cli_train_files *files; /* the model, its metrics and lock */
     double last_draw;       /* seconds into the epoch of the last redraw */
     int drawn;              /* a live line is on the screen */
 } cli_train_run;
 
 /* The dn_train_callback: the live line after a batch (at most five times
- * a second), the epoch's line and metrics after an epoch. Asks the trainer
- * to stop after a Ctrl-C. */
+ * a second), the epoch's line after an epoch, and its metrics line added
+ * to the text written with the checkpoint. Asks the trainer to stop after
+ * a Ctrl-C. */
 int cli_train_progress(const dn_train_progress *p, void *user);
 
 /* Installs the Ctrl-C handler, to stay until the command ends: a Ctrl-C

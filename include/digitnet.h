@@ -133,6 +133,12 @@ typedef struct dn_dataset {
 dn_status dn_dataset_load(dn_dataset *ds, const char *dir, const char *split,
                           const char *name, dn_error *err);
 void dn_dataset_free(dn_dataset *ds);
+/* The image and label files dn_dataset_load reads for split ("train" or
+ * "test") in dir: the first name it accepts that exists, or the canonical
+ * name when none does (size bytes each; a caller checks that what it
+ * writes is not one of them). DN_ERR_ARG for an unknown split. */
+dn_status dn_dataset_files(const char *dir, const char *split, char *images,
+                           char *labels, size_t size, dn_error *err);
 /* Writes image i normalised ((x/255 - mean) / std) into out (rows*cols). */
 void dn_dataset_image(const dn_dataset *ds, size_t i, float *out);
 /* Class names of "mnist" ("0".."9") or "fashion" ("T-shirt/top", ...);
@@ -351,6 +357,39 @@ void dn_file_extras_free(dn_file_extras *x);
 const char *dn_file_extras_get(const dn_file_extras *x, const char *key);
 
 /* ------------------------------------------------------------------------ */
+/* ONNX export                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* (section owned by src/onnx.c) */
+
+#define DN_ONNX_IR_VERSION 7
+#define DN_ONNX_OPSET 13
+
+/* Encodes m for inference as an ONNX model (IR version DN_ONNX_IR_VERSION,
+ * default-domain opset DN_ONNX_OPSET) into a malloc'd buffer *out of *size
+ * bytes. The graph reads "input" (batch, C, H, W) float32, normalised as
+ * m->mean and m->std say, for any batch size, and writes "log_probs"
+ * (batch, classes) when the spec ends in logsoftmax, "output" otherwise.
+ * Each layer is one standard operator: conv -> Conv (kernel_shape, pads,
+ * strides), relu -> Relu, maxpool -> MaxPool (padding never wins, as
+ * here and in PyTorch), flatten -> Flatten (axis 1), fc -> Gemm (transB 1),
+ * logsoftmax -> LogSoftmax (axis 1); dropout2d, the identity at inference,
+ * is left out. Parameters are initializers named as in the model file
+ * ("conv1.weight" ...); every intermediate tensor has its shape in
+ * value_info. metadata_props record "digitnet.arch", "digitnet.input",
+ * "digitnet.version", "dataset", "normalization.mean", "normalization.std",
+ * "normalization" and "preprocessing" (what to do to a picture before the
+ * graph sees it), "classes" (comma-separated names, for 10 classes of a
+ * known dataset) and "output". DN_ERR_ARG for a model of more than about
+ * 2 GB (protobuf's limit), DN_ERR_NOMEM when memory runs out. */
+dn_status dn_onnx_encode(const dn_model *m, uint8_t **out, size_t *size,
+                         dn_error *err);
+/* Writes dn_onnx_encode's bytes to path atomically (see
+ * dn_file_write_atomic): an existing file at path is left untouched on any
+ * failure. */
+dn_status dn_onnx_save(const dn_model *m, const char *path, dn_error *err);
+
+/* ------------------------------------------------------------------------ */
 /* Optimizers, schedules and training                                       */
 /* ------------------------------------------------------------------------ */
 
@@ -494,7 +533,9 @@ void dn_augment_image(const uint8_t *src, int rows, int cols, uint64_t key,
 #define DN_TRAIN_CHUNK 8
 
 /* Figures handed to the progress callback after every batch and once more
- * at the end of every epoch (epoch_done = 1, evaluation figures set). */
+ * at the end of every epoch (epoch_done = 1, evaluation figures set),
+ * before that epoch's checkpoint is written, so that what the callback
+ * records can be written with it (see dn_train_saver). */
 typedef struct dn_train_progress {
     int epoch, epochs;      /* epoch in progress, 1-based, of epochs */
     long batch, batches;    /* batches done in this epoch, per epoch */
@@ -514,6 +555,15 @@ typedef struct dn_train_progress {
 /* Returns non-zero to ask the trainer to stop after the current batch. */
 typedef int (*dn_train_callback)(const dn_train_progress *p, void *user);
 
+/* Writes a checkpoint: m with the extras x (optimizer state, position,
+ * recipe) to path, as dn_model_save does; it may add metadata to x. Set
+ * in dn_train_config.save to write other files in the same step (digitnet
+ * train commits its metrics file right after the model, and records in
+ * the model which metrics belong to it). user is dn_train_config.user. */
+typedef dn_status (*dn_train_saver)(const dn_model *m, const char *path,
+                                    dn_file_extras *x, void *user,
+                                    dn_error *err);
+
 typedef struct dn_train_config {
     int epochs;             /* total epochs, counting those already done */
     int batch;              /* samples per optimizer step (64) */
@@ -528,6 +578,7 @@ typedef struct dn_train_config {
     const char *checkpoint; /* written after every epoch and on a stop;
                                NULL for none */
     dn_train_callback progress; /* may be NULL */
+    dn_train_saver save;    /* writes the checkpoint; NULL: dn_model_save */
     void *user;
     int reference;          /* non-zero: the general reference kernels only
                                (dn_work_set_reference), for tests that pin
@@ -559,9 +610,10 @@ const char *dn_train_preset_name(int i, const char **summary);
  * after the current batch (resumable mid-epoch; a stop asked for on an
  * epoch's last batch is taken after that epoch's evaluation); then
  * DN_ERR_INTERRUPTED is returned. A fresh run of 0 epochs writes the
- * initial weights as a checkpoint. A non-finite loss stops with
- * DN_ERR_NUMERIC naming the epoch and batch, leaving the last checkpoint as
- * it was. */
+ * initial weights as a checkpoint. Divergence - a non-finite loss, or a
+ * parameter that the optimizer step made NaN or infinite (e.g. Adadelta
+ * with eps 0) - stops with DN_ERR_NUMERIC naming the epoch and batch,
+ * leaving the last checkpoint as it was. */
 dn_status dn_train(dn_model *m, const dn_dataset *train,
                    const dn_dataset *test, const dn_train_config *cfg,
                    const dn_file_extras *resume, dn_error *err);
@@ -744,9 +796,33 @@ void dn_image_normalize(float *x, size_t n, float mean, float std);
 
 /* Writes size bytes to path atomically: a temporary file in the same
  * directory, fsync, rename. An existing file at path is left untouched on
- * any failure. */
+ * any failure. DN_ERR_IO names path and the system's reason (a full disk,
+ * a read-only directory; for a file size limit, EFBIG, the process must
+ * ignore SIGXFSZ, as the digitnet command does, or the kernel kills it). */
 dn_status dn_file_write_atomic(const char *path, const void *data,
                                size_t size, dn_error *err);
+
+/* The same in two steps, for a caller that replaces several files
+ * together (digitnet train stages its metrics file, writes the model, then
+ * commits the metrics). dn_file_stage writes data to a new temporary file
+ * next to path, named PATH.PID-XXXXXX.tmp, and syncs it; path is not
+ * touched, and *tmp gets the temporary file's name (malloc'd). On failure
+ * nothing is left behind and *tmp is NULL. dn_file_commit renames tmp onto
+ * path (atomic), syncs the directory and frees tmp; on failure it removes
+ * the temporary file. dn_file_discard removes it and frees tmp. */
+dn_status dn_file_stage(const char *path, const void *data, size_t size,
+                        char **tmp, dn_error *err);
+dn_status dn_file_commit(char *tmp, const char *path, dn_error *err);
+void dn_file_discard(char *tmp);
+
+/* The temporary files that atomic writes of path left behind when their
+ * process died between creating and renaming them (kill -9, power cut):
+ * names PATH.PID-XXXXXX.tmp in path's directory whose PID is not a running
+ * process (nothing else is listed: not other names, not a live writer's
+ * file). *names gets n malloc'd "DIR/NAME" strings in a malloc'd array;
+ * free each and the array. DN_ERR_IO if the directory cannot be listed. */
+dn_status dn_file_stale(const char *path, char ***names, size_t *n,
+                        dn_error *err);
 
 #ifdef __cplusplus
 }

@@ -216,6 +216,8 @@ dn_status dn_checkpoint_save(const dn_model *m, const dn_train_config *c, const 
              meta_add(x, "train.config", "%s", recipe);
     if (!ok)
         return dn_fail(err, DN_ERR_ARG, "training metadata does not fit in a checkpoint");
+    if (c->save)
+        return c->save(m, c->checkpoint, x, c->user, err);
     return dn_model_save(m, c->checkpoint, x, err);
 }
 

@@ -24,9 +24,9 @@ typedef struct dn_train_pos {
  * string, or NULL if out of memory. */
 char *dn_recipe_json(const dn_train_config *c);
 
-/* Writes m to c->checkpoint with the optimizer state as extra tensors and
- * the position and recipe as metadata; x is scratch space for the extras
- * (its tensors point into o). */
+/* Writes m to c->checkpoint (through c->save when set) with the optimizer
+ * state as extra tensors and the position and recipe as metadata; x is
+ * scratch space for the extras (its tensors point into o). */
 dn_status dn_checkpoint_save(const dn_model *m, const dn_train_config *c, const char *recipe,
                              const dn_optim *o, const dn_train_pos *pos, size_t n_train,
                              dn_file_extras *x, dn_error *err);

@@ -146,3 +146,15 @@ void dn_dataset_image(const dn_dataset *ds, size_t i, float *out)
     for (size_t j = 0; j < plane; j++)
         out[j] = value[px[j]];
 }
+
+dn_status dn_dataset_files(const char *dir, const char *split, char *images, char *labels,
+                           size_t size, dn_error *err)
+{
+    const char *prefix = !strcmp(split, "train") ? "train" : !strcmp(split, "test") ? "t10k"
+                                                                                    : NULL;
+    if (!prefix)
+        return dn_fail(err, DN_ERR_ARG, "unknown split '%s', expected train or test", split);
+    find_file(dir, prefix, "images", "idx3", images, size);
+    find_file(dir, prefix, "labels", "idx1", labels, size);
+    return DN_OK;
+}

@@ -143,9 +143,38 @@ int dn_image_avx2(void)
 
 #else
 
+/* Off x86 (arm64, WebAssembly) there is no AVX2: dn_image_avx2 says so,
+ * the callers never call the others, and the portable loops do every
+ * pixel. The others exist so that the callers link everywhere. */
 int dn_image_avx2(void)
 {
     return 0;
+}
+
+size_t dn_avx2_rgba(const uint8_t *src, size_t count, uint8_t *g, uint8_t *a,
+                    dn_alpha_sum *sum)
+{
+    (void)src, (void)count, (void)g, (void)a, (void)sum;
+    return 0;
+}
+
+size_t dn_avx2_fill(uint8_t *g, const uint8_t *a, size_t count, uint32_t fill)
+{
+    (void)g, (void)a, (void)count, (void)fill;
+    return 0;
+}
+
+size_t dn_avx2_ink(const uint8_t *g, size_t n, uint8_t bg, int inverted, uint8_t *ink,
+                   uint8_t *peak)
+{
+    (void)g, (void)n, (void)bg, (void)inverted, (void)ink, (void)peak;
+    return 0;
+}
+
+int dn_avx2_band(float *band, const uint8_t *row, int c0, int c1, uint8_t floor, float wt)
+{
+    (void)band, (void)row, (void)c1, (void)floor, (void)wt;
+    return c0;
 }
 
 #endif

@@ -229,6 +229,20 @@ void dn_add_floats(float *restrict dst, const float *restrict src, size_t n)
         dst[i] += src[i];
 }
 
+int dn_floats_finite(const float *v, size_t n)
+{
+    /* NaN and Inf are the values whose exponent bits are all set: an
+     * integer compare and OR, which vectorise even for SSE2 (an unsigned
+     * max would need SSE4.1, a float compare chain does not vectorise). */
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, v + i, sizeof u);
+        bad |= (u & 0x7f800000u) == 0x7f800000u;
+    }
+    return !bad;
+}
+
 static void step_sgd(dn_optim *o, float *p, const float *g, double lr, size_t lo, size_t hi)
 {
     const dn_optim_config *c = &o->cfg;

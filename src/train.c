@@ -16,6 +16,11 @@
  * Stopping. A stop requested through the progress callback finishes the
  * current batch and writes a mid-epoch checkpoint, so at most one batch of
  * work is lost.
+ *
+ * Divergence. A non-finite loss, or a parameter the optimizer step made
+ * NaN or infinite (checked on every step), stops the run with
+ * DN_ERR_NUMERIC before anything more is written, so the last checkpoint
+ * is a model that still works.
  */
 #include "checkpoint.h"
 #include "evaluate.h"
@@ -113,6 +118,7 @@ typedef struct update_job {
     size_t n;
     double lr;
     int threads;
+    atomic_int nonfinite;   /* a slice holds NaN or Inf after the step */
 } update_job;
 
 static void update_slices(void *ctx, int tid)
@@ -127,6 +133,47 @@ static void update_slices(void *ctx, int tid)
     for (int c = 1; c < u->used; c++)
         dn_add_floats(u->grads[0] + lo, u->grads[c] + lo, hi - lo);
     dn_optim_step_range(u->optim, u->params, u->grads[0], u->lr, lo, hi);
+    /* While the slice is still in this core's cache. A NaN that a ReLU
+     * later maps to 0 leaves the loss finite, so the loss alone does not
+     * show divergence. */
+    if (!dn_floats_finite(u->params + lo, hi - lo))
+        atomic_store(&u->nonfinite, 1);
+}
+
+/* The name of parameter i, e.g. "fc1.weight[123]". */
+static void param_name(const dn_model *m, size_t i, char *buf, size_t size)
+{
+    for (int l = 0; l < m->n_layers; l++) {
+        const dn_layer *L = &m->layers[l];
+        if (L->w_len && i >= L->w_off && i - L->w_off < L->w_len) {
+            snprintf(buf, size, "%s.weight[%zu]", L->name, i - L->w_off);
+            return;
+        }
+        if (L->b_len && i >= L->b_off && i - L->b_off < L->b_len) {
+            snprintf(buf, size, "%s.bias[%zu]", L->name, i - L->b_off);
+            return;
+        }
+    }
+    snprintf(buf, size, "parameter %zu", i);
+}
+
+/* The error for parameters that the step of batch b of epoch e made
+ * non-finite: how many, the first, and the likely cause. */
+static dn_status diverged(const dn_model *m, const dn_optim_config *o, int e, long b,
+                          long batches, dn_error *err)
+{
+    size_t count = 0, first = 0;
+    for (size_t i = 0; i < m->n_params; i++)
+        if (!isfinite(m->params[i]) && count++ == 0)
+            first = i;
+    char name[64];
+    param_name(m, first, name, sizeof name);
+    int eps0 = o->kind != DN_OPTIM_SGD && o->eps == 0;
+    return dn_fail(err, DN_ERR_NUMERIC, "epoch %d, batch %ld of %ld: training diverged: the "
+                   "optimizer step made %zu of %zu parameters NaN or infinite (first %s); %s",
+                   e + 1, b + 1, batches, count, m->n_params, name,
+                   eps0 ? "eps is 0, so a parameter whose gradient is 0 gets 0/0; use eps > 0"
+                        : "try a lower learning rate");
 }
 
 static void shuffle(uint32_t *perm, size_t n, uint64_t seed, int epoch)
@@ -312,9 +359,12 @@ static dn_status train_batch(trainer *t, int e, long b, double *lr, dn_error *er
         return dn_fail(err, DN_ERR_NUMERIC, "epoch %d, batch %ld of %ld: the loss is %g; "
                        "training diverged, try a lower learning rate (this one was %g)",
                        e + 1, b + 1, t->batches, loss / bs, *lr);
-    update_job u = {&t->optim, t->m->params, t->grads, used, t->m->n_params, *lr, t->pool.n};
+    update_job u = {&t->optim, t->m->params, t->grads, used, t->m->n_params, *lr, t->pool.n, 0};
+    atomic_init(&u.nonfinite, 0);
     dn_pool_run(&t->pool, update_slices, &u);
     dn_optim_step_end(&t->optim);
+    if (atomic_load(&u.nonfinite))
+        return diverged(t->m, &cfg->optim, e, b, t->batches, err);
     t->pos.loss_sum += loss;
     t->pos.loss_count += bs;
     t->pos.epoch = e;
@@ -396,10 +446,13 @@ static dn_status end_epoch(trainer *t, int e, double lr, dn_error *err)
         p->eval_acc = dn_accuracy(correct, t->n_eval, &p->eval_acc_se);
     }
     t->pos = (dn_train_pos){e + 1, 0, 0, 0};
+    /* The callback hears of the epoch before its checkpoint is written, so
+     * that what it records can go into the same write (dn_train_saver). */
+    p->seconds = now_seconds() - t->t0;
+    int stop = cfg->progress && cfg->progress(p, cfg->user);
     if (cfg->checkpoint && (st = save_checkpoint(t, err)) != DN_OK)
         return st;
-    p->seconds = now_seconds() - t->t0;
-    if (cfg->progress && cfg->progress(p, cfg->user) && e + 1 < cfg->epochs)
+    if (stop && e + 1 < cfg->epochs)
         return dn_fail(err, DN_ERR_INTERRUPTED, "stopped after epoch %d of %d%s%s", e + 1,
                        cfg->epochs, cfg->checkpoint ? "; checkpoint written to " : "",
                        cfg->checkpoint ? cfg->checkpoint : "");

@@ -150,18 +150,16 @@ char *t_read_file(const char *path, size_t *size)
     return buf;
 }
 
-int t_run(char *out, size_t out_size, const char *fmt, ...)
+int t_sh(char *out, size_t out_size, const char *fmt, ...)
 {
-    char args[4096], cmd[8192], outpath[512];
+    char line[8192], cmd[9000], outpath[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
+    vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    const char *bin = getenv("DN_BIN");
     static int counter;
     snprintf(outpath, sizeof outpath, "%s/run%d.out", t_tmpdir(), counter++);
-    snprintf(cmd, sizeof cmd, "%s %s >'%s' 2>&1 </dev/null", bin && *bin ? bin : "./digitnet",
-             args, outpath);
+    snprintf(cmd, sizeof cmd, "( %s ) >'%s' 2>&1 </dev/null", line, outpath);
     int st = system(cmd);
     if (out && out_size) {
         size_t n = 0;
@@ -177,4 +175,15 @@ int t_run(char *out, size_t out_size, const char *fmt, ...)
     if (WIFSIGNALED(st))
         return 128 + WTERMSIG(st);
     return -1;
+}
+
+int t_run(char *out, size_t out_size, const char *fmt, ...)
+{
+    char args[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    const char *bin = getenv("DN_BIN");
+    return t_sh(out, out_size, "%s %s", bin && *bin ? bin : "./digitnet", args);
 }

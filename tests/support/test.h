@@ -39,6 +39,11 @@ void t_write_file(const char *path, const void *data, size_t size);
 /* Reads a whole file into a malloc'd buffer (NUL-terminated); NULL if it
  * cannot be read. */
 char *t_read_file(const char *path, size_t *size);
+/* Runs a shell command line with stdin from /dev/null, capturing stdout
+ * and stderr into out (may be NULL). Returns the exit status (128+signal
+ * if killed, -1 if it could not run). */
+int t_sh(char *out, size_t out_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Runs the digitnet command ($DN_BIN, default ./digitnet) with a shell
  * argument string, capturing stdout and stderr into out (may be NULL).
  * Returns the exit status (128+signal if killed). */
