@@ -28,7 +28,12 @@ struct serve_http {
 };
 
 static int log_fd = -1;
-static atomic_int inflight;
+static atomic_int inflight;     /* requests between headers and answer */
+static atomic_int open_conns;   /* connections open */
+
+/* How long a stop waits for requests that have arrived on an open
+ * connection but are not read yet, once none is being answered. */
+#define SETTLE_MS 500
 
 /* The state of one request, kept across libmicrohttpd's calls. */
 typedef struct request {
@@ -248,6 +253,15 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
     atomic_fetch_sub(&inflight, 1);
 }
 
+static void connection_cb(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)socket_context;
+    atomic_fetch_add(&open_conns, toe == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+}
+
 /* A listening socket on host:port; -1 with err on failure. */
 static int listen_on(const char *host, int port, int *bound, dn_error *err)
 {
@@ -310,7 +324,8 @@ serve_http *serve_http_start(const serve_options *o, int *port, dn_error *err)
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->threads > 1 ? o->threads : 0),
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_conn, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         (unsigned)o->per_ip, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->timeout_s,
-        MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL, MHD_OPTION_NOTIFY_CONNECTION,
+        connection_cb, NULL, MHD_OPTION_END);
     if (!h->d) {
         close(h->listen_fd);
         free(h);
@@ -327,11 +342,20 @@ int serve_http_stop(serve_http *h, int grace_ms)
     MHD_socket fd = MHD_quiesce_daemon(h->d);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
-    int waited = 0;
-    while (atomic_load(&inflight) > 0 && waited < grace_ms) {
+    /* Until nothing is being answered and, while connections are open,
+     * nothing has been for SETTLE_MS: a request sent just before the
+     * signal may not have been read yet. Idle keep-alive connections are
+     * then closed. */
+    int waited = 0, quiet = 0;
+    while (waited < grace_ms) {
+        if (atomic_load(&inflight) > 0)
+            quiet = 0;
+        else if (atomic_load(&open_conns) <= 0 || quiet >= SETTLE_MS)
+            break;
         struct timespec ts = {0, 5 * 1000 * 1000};
         nanosleep(&ts, NULL);
         waited += 5;
+        quiet += 5;
     }
     int left = atomic_load(&inflight);
     MHD_stop_daemon(h->d);

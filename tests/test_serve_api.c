@@ -1101,6 +1101,8 @@ static void test_stop(void **state)
                      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n", t.len);
     assert_int_equal(send_all(fd, head, (size_t)n), 0);
     assert_int_equal(send_all(fd, t.s, t.len), 0);
+    /* The signal while the batch is on its way in or being answered. */
+    usleep(20000);
     kill(main_srv.pid, SIGTERM);
     size_t len;
     char *ans = read_all(fd, &len);
