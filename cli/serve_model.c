@@ -5,9 +5,8 @@
  * one they started with; and each thread's workspace for it.
  */
 #include "serve.h"
+#include "digitnet_picture.h"
 
-#include <jansson.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,75 +52,6 @@ void serve_model_shutdown(void)
     serve_model_release(sm);
 }
 
-/* The layer's own text in the canonical spec ("conv 8 k3 p1 s1"). */
-static void layer_spec(const dn_model *m, int l, char *buf, size_t size)
-{
-    const char *p = m->spec;
-    for (int i = 0; i < l && p; i++)
-        if ((p = strchr(p, ',')))
-            p++;
-    buf[0] = 0;
-    if (!p)
-        return;
-    while (*p == ' ')
-        p++;
-    size_t n = strcspn(p, ",");
-    snprintf(buf, size, "%.*s", (int)n, p);
-}
-
-static json_t *shape_json(dn_shape s)
-{
-    return json_pack("[iii]", s.c, s.h, s.w);
-}
-
-/* The GET /api/model answer: what the model is, its layers and shapes,
- * its stages as the page draws them, and its test accuracy. */
-static json_t *describe(const serve_model *sm, const dn_file_extras *x, double acc, size_t n)
-{
-    const dn_model *m = sm->m;
-    json_t *layers = json_array();
-    int64_t macs = 0;
-    for (int l = 0; l < m->n_layers; l++) {
-        const dn_layer *L = &m->layers[l];
-        char spec[128];
-        layer_spec(m, l, spec, sizeof spec);
-        macs += L->macs;
-        json_array_append_new(
-            layers, json_pack("{s:s,s:s,s:o,s:o,s:I,s:I}", "name", L->name, "spec", spec, "input",
-                              shape_json(L->in), "output", shape_json(L->out), "parameters",
-                              (json_int_t)(L->w_len + L->b_len), "macs", (json_int_t)L->macs));
-    }
-    dn_stage st[DN_MAX_LAYERS + 1];
-    int ns = dn_model_stages(m, st, DN_MAX_LAYERS + 1);
-    json_t *stages = json_array();
-    for (int s = 0; s < ns; s++)
-        json_array_append_new(stages, json_pack("{s:s,s:o,s:o}", "name", st[s].name, "layer",
-                                                st[s].layer < 0 ? json_null()
-                                                                : json_integer(st[s].layer),
-                                                "shape", shape_json(st[s].shape)));
-    int k = dn_model_classes(m);
-    const char *const *names = dn_class_names(m->dataset);
-    json_t *classes = json_array();
-    for (int c = 0; c < k; c++) {
-        char buf[16];
-        snprintf(buf, sizeof buf, "%d", c);
-        json_array_append_new(classes, json_string(names && c < 10 ? names[c] : buf));
-    }
-    json_t *test = json_null();
-    if (n > 0)
-        test = json_pack("{s:f,s:f,s:I,s:s}", "accuracy", acc, "standard_error",
-                         sqrt(acc * (1 - acc) / (double)n), "images", (json_int_t)n, "measured",
-                         "on load, by this server");
-    const char *prov = x ? dn_file_extras_get(x, "provenance") : NULL;
-    return json_pack("{s:s,s:s,s:i,s:s,s:s,s:o,s:i,s:o,s:I,s:I,s:f,s:f,s:o,s:o,s:o,s:o}", "file",
-                     sm->path, "loaded_at", sm->loaded_at, "generation", (int)sm->generation,
-                     "spec", m->spec, "dataset", m->dataset, "input", shape_json(m->input),
-                     "classes", k, "class_names", classes, "parameters",
-                     (json_int_t)m->n_params, "macs", (json_int_t)macs, "mean", (double)m->mean,
-                     "std", (double)m->std, "layers", layers, "stages", stages, "test", test,
-                     "provenance", prov ? json_string(prov) : json_null());
-}
-
 dn_status serve_model_load(const char *path, const char *data_dir, dn_error *err)
 {
     serve_model *sm = calloc(1, sizeof *sm);
@@ -161,14 +91,13 @@ dn_status serve_model_load(const char *path, const char *data_dir, dn_error *err
     /* The test split: for GET /api/sample and the accuracy shown in the
      * model panel, measured here rather than trusted from the file. */
     dn_error derr = {0};
-    double acc = 0;
-    size_t correct = 0;
+    size_t correct = 0, tested = 0;
     const char *dir = cli_data_dir(sm->m->dataset, data_dir);
     if (dn_dataset_load(&sm->test, dir, "test", sm->m->dataset, &derr) == DN_OK) {
         sm->has_test = 1;
         if (dn_evaluate(sm->m, &sm->test, 0, sm->test.n, 1, 250, NULL, NULL, &correct, &derr) ==
             DN_OK)
-            acc = (double)correct / (double)sm->test.n;
+            tested = sm->test.n;
     } else {
         snprintf(sm->test_note, sizeof sm->test_note, "no %s test set: %s", sm->m->dataset,
                  derr.msg);
@@ -179,14 +108,19 @@ dn_status serve_model_load(const char *path, const char *data_dir, dn_error *err
     gmtime_r(&t, &tm);
     strftime(sm->loaded_at, sizeof sm->loaded_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
     sm->generation = ++generations;
-    json_t *about = describe(sm, x, acc, sm->has_test ? sm->test.n : 0);
+    /* The library's description, with when this server loaded it. */
+    char *about = dn_model_json(sm->m, path, correct, tested,
+                                dn_file_extras_get(x, "provenance"), err);
     dn_file_extras_free(x);
     free(x);
-    sm->about = about ? json_dumps(about, JSON_COMPACT | JSON_PRESERVE_ORDER |
-                                              JSON_REAL_PRECISION(7))
-                      : NULL;
-    json_decref(about);
+    dn_text head = {0};
+    if (about)
+        dn_text_printf(&head, "{\"loaded_at\":\"%s\",\"generation\":%u,%s", sm->loaded_at,
+                       sm->generation, about + 1);
+    free(about);
+    sm->about = head.oom ? NULL : head.s;
     if (!sm->about) {
+        free(head.s);
         model_free(sm);
         err->status = DN_ERR_NOMEM;
         snprintf(err->msg, sizeof err->msg, "out of memory describing %s", path);

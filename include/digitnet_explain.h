@@ -184,6 +184,20 @@ void dn_explanation_free(dn_explanation *e);
  * string, or NULL (DN_ERR_NOMEM) when out of memory. */
 char *dn_explanation_json(const dn_explanation *e, dn_error *err);
 
+/* The model as the JSON object that `digitnet serve` answers to GET
+ * /api/model, so that every back-end of the page describes a model alike:
+ *   file (as given; "" for NULL), spec, dataset, input [c, h, w], classes,
+ *   class_names, parameters, macs (per image), mean, std,
+ *   layers [{name, spec, input, output, parameters, macs}],
+ *   stages [{name, layer (null for the input), shape}] (dn_model_stages),
+ *   test {accuracy, standard_error, images} from test_correct right of
+ *   test_n images (dn_accuracy), or null when test_n is 0,
+ *   provenance (may be NULL: null).
+ * Keys in that order. Returns a malloc'd NUL-terminated string, or NULL
+ * (DN_ERR_NOMEM). */
+char *dn_model_json(const dn_model *m, const char *file, size_t test_correct,
+                    size_t test_n, const char *provenance, dn_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,6 +1,7 @@
 /*
- * explain_json.c - an explanation as the JSON answer of POST /api/predict
- * (the shape is described above dn_explanation_json and in
+ * explain_json.c - the JSON answers of the page's back-ends: an
+ * explanation as POST /api/predict gives it, and a model as GET /api/model
+ * does (the shapes are described in include/digitnet_explain.h and in
  * web/openapi.json).
  *
  * Written straight into one growing buffer rather than built as a tree of
@@ -318,6 +319,156 @@ char *dn_explanation_json(const dn_explanation *e, dn_error *err)
     if (o.oom) {
         free(o.s);
         dn_fail(err, DN_ERR_NOMEM, "out of memory writing the answer as JSON");
+        return NULL;
+    }
+    return o.s;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The model                                                                */
+/* ------------------------------------------------------------------------ */
+
+static void shape(out *o, dn_shape s)
+{
+    put(o, "[", 1);
+    put_int(o, s.c);
+    put(o, ",", 1);
+    put_int(o, s.h);
+    put(o, ",", 1);
+    put_int(o, s.w);
+    put(o, "]", 1);
+}
+
+/* Layer l's own text in the canonical spec ("conv 8 k3 p1 s1"). */
+static void layer_spec(const dn_model *m, int l, char *buf, size_t size)
+{
+    const char *p = m->spec;
+    for (int i = 0; i < l && p; i++)
+        if ((p = strchr(p, ',')))
+            p++;
+    buf[0] = 0;
+    if (!p)
+        return;
+    while (*p == ' ')
+        p++;
+    snprintf(buf, size, "%.*s", (int)strcspn(p, ","), p);
+}
+
+static void layers(out *o, const dn_model *m)
+{
+    put(o, "[", 1);
+    for (int l = 0; l < m->n_layers; l++) {
+        const dn_layer *L = &m->layers[l];
+        char spec[128];
+        layer_spec(m, l, spec, sizeof spec);
+        put(o, l ? ",{" : "{", l ? 2 : 1);
+        key(o, "name");
+        put_str(o, L->name);
+        key(o, "spec");
+        put_str(o, spec);
+        key(o, "input");
+        shape(o, L->in);
+        key(o, "output");
+        shape(o, L->out);
+        key(o, "parameters");
+        put_int(o, (long)(L->w_len + L->b_len));
+        key(o, "macs");
+        put_int(o, (long)L->macs);
+        put(o, "}", 1);
+    }
+    put(o, "]", 1);
+}
+
+static void stages(out *o, const dn_model *m)
+{
+    dn_stage st[DN_MAX_LAYERS + 1];
+    int n = dn_model_stages(m, st, DN_MAX_LAYERS + 1);
+    put(o, "[", 1);
+    for (int s = 0; s < n; s++) {
+        put(o, s ? ",{" : "{", s ? 2 : 1);
+        key(o, "name");
+        put_str(o, st[s].name);
+        key(o, "layer");
+        if (st[s].layer < 0)
+            puts_(o, "null");
+        else
+            put_int(o, st[s].layer);
+        key(o, "shape");
+        shape(o, st[s].shape);
+        put(o, "}", 1);
+    }
+    put(o, "]", 1);
+}
+
+char *dn_model_json(const dn_model *m, const char *file, size_t test_correct, size_t test_n,
+                    const char *provenance, dn_error *err)
+{
+    if (!m) {
+        dn_fail(err, DN_ERR_ARG, "dn_model_json: no model");
+        return NULL;
+    }
+    out o = {0};
+    int k = dn_model_classes(m);
+    int64_t macs = 0;
+    for (int l = 0; l < m->n_layers; l++)
+        macs += m->layers[l].macs;
+    put(&o, "{", 1);
+    key(&o, "file");
+    put_str(&o, file ? file : "");
+    key(&o, "spec");
+    put_str(&o, m->spec);
+    key(&o, "dataset");
+    put_str(&o, m->dataset);
+    key(&o, "input");
+    shape(&o, m->input);
+    key(&o, "classes");
+    put_int(&o, k);
+    key(&o, "class_names");
+    const char *const *names = dn_class_names(m->dataset);
+    put(&o, "[", 1);
+    for (int c = 0; c < k; c++) {
+        char buf[16];
+        snprintf(buf, sizeof buf, "%d", c);
+        if (c)
+            put(&o, ",", 1);
+        put_str(&o, names && c < 10 ? names[c] : buf);
+    }
+    put(&o, "]", 1);
+    key(&o, "parameters");
+    put_int(&o, (long)m->n_params);
+    key(&o, "macs");
+    put_int(&o, (long)macs);
+    key(&o, "mean");
+    put_num(&o, m->mean, 7);
+    key(&o, "std");
+    put_num(&o, m->std, 7);
+    key(&o, "layers");
+    layers(&o, m);
+    key(&o, "stages");
+    stages(&o, m);
+    key(&o, "test");
+    if (test_n > 0) {
+        double se, acc = dn_accuracy(test_correct, test_n, &se);
+        put(&o, "{", 1);
+        key(&o, "accuracy");
+        put_num(&o, acc, 7);
+        key(&o, "standard_error");
+        put_num(&o, se, 7);
+        key(&o, "images");
+        put_int(&o, (long)test_n);
+        put(&o, "}", 1);
+    } else {
+        puts_(&o, "null");
+    }
+    key(&o, "provenance");
+    if (provenance)
+        put_str(&o, provenance);
+    else
+        puts_(&o, "null");
+    put(&o, "}", 1);
+    if (o.oom) {
+        free(o.s);
+        dn_fail(err, DN_ERR_NOMEM, "out of memory writing the model as JSON");
         return NULL;
     }
     return o.s;

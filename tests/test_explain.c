@@ -354,6 +354,43 @@ static void test_image_and_json(void **state)
     dn_model_free(m);
 }
 
+/* The model as GET /api/model describes it. */
+static void test_model_json(void **state)
+{
+    (void)state;
+    dn_error err = {0};
+    char *s = dn_model_json(model, "m.safetensors", 9828, 10000, "a \"quoted\" note", &err);
+    assert_non_null(s);
+    json_error_t je;
+    json_t *o = json_loads(s, 0, &je);
+    if (!o)
+        fail_msg("not JSON: %s: %s", je.text, s);
+    assert_string_equal(json_string_value(json_object_get(o, "file")), "m.safetensors");
+    assert_string_equal(json_string_value(json_object_get(o, "spec")), model->spec);
+    assert_int_equal(json_integer_value(json_object_get(o, "parameters")), 54186);
+    assert_int_equal(json_integer_value(json_object_get(o, "macs")), 734464);
+    assert_int_equal(json_integer_value(json_object_get(o, "classes")), 10);
+    json_t *layers = json_object_get(o, "layers");
+    assert_int_equal(json_array_size(layers), 13);
+    json_t *conv2 = json_array_get(layers, 4);
+    assert_string_equal(json_string_value(json_object_get(conv2, "spec")), "conv 16 k5 p2 s1");
+    assert_int_equal(json_integer_value(json_object_get(conv2, "parameters")), 3216);
+    assert_int_equal(json_array_size(json_object_get(o, "stages")), 8);
+    json_t *test = json_object_get(o, "test");
+    assert_float_equal(json_number_value(json_object_get(test, "accuracy")), 0.9828, 1e-9);
+    assert_float_equal(json_number_value(json_object_get(test, "standard_error")),
+                       sqrt(0.9828 * 0.0172 / 10000), 1e-7);
+    assert_string_equal(json_string_value(json_object_get(o, "provenance")), "a \"quoted\" note");
+    json_decref(o);
+    free(s);
+    s = dn_model_json(model, NULL, 0, 0, NULL, &err);
+    o = json_loads(s, 0, NULL);
+    assert_true(json_is_null(json_object_get(o, "test")));
+    assert_true(json_is_null(json_object_get(o, "provenance")));
+    json_decref(o);
+    free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -363,6 +400,7 @@ int main(void)
         cmocka_unit_test(test_occlusion),
         cmocka_unit_test(test_maps_and_batch),
         cmocka_unit_test(test_image_and_json),
+        cmocka_unit_test(test_model_json),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
