@@ -1,11 +1,14 @@
 /*
  * bench.c - digitnet's speed on this machine, through the public API.
  *
- *   build/bench/bench [--data DIR] [--threads 1,2] [--limit N]
- *                     [--latency-runs N] [--eval-batch N] [--kernels]
- *                     [--preset NAME]
+ *   build/bench/bench [--data DIR] [--specs lecture,wide,deep] [--threads 1,2]
+ *                     [--limit N] [--eval-limit N] [--latency-runs N]
+ *                     [--eval-batch N] [--kernels] [--preset NAME]
  *
- * Measures, for each thread count:
+ * Three networks (issue 11): "lecture" (the lecture's CNN_MNIST), "wide"
+ * (16 and 32 channels, fc 128) and "deep" (four 3x3 convolutions of 32 and
+ * 64 channels, fc 256); see k_specs. Measures, for each network and each
+ * thread count:
  *   - one training epoch with dn_train (a library preset, dn_train_preset:
  *     "lecture" unless --preset says otherwise - batch 64, Adadelta +
  *     StepLR, seed 1; no evaluation inside the epoch), or the
@@ -21,12 +24,14 @@
  * before/after table of which optimisation gave what.
  *
  * Output: one "key value" line per figure (scripts/bench makes the table),
- * e.g. "c_2t_train_img_s 41000". Flop counts are printed too: dense-
+ * each key starting with the network's name, e.g. "wide_c_2t_train_img_s
+ * 41000". Flop counts are printed too: dense-
  * equivalent flops per trained image (forward + backward as if no channel
  * were dropped) and the expected flops the dropout-sparse kernels do.
  */
 #include "digitnet.h"
 #include "fast.h"
+#include "model.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -108,12 +113,26 @@ static int on_progress(const dn_train_progress *p, void *user)
     return 0;
 }
 
+/* The networks of the benchmark, as issue 11 names them. */
+static const struct bench_spec {
+    const char *name, *spec;
+} k_specs[] = {
+    {"lecture", DN_DEFAULT_SPEC},
+    {"wide", "conv 16 k3 p1 s1, relu, maxpool 2, dropout2d 0.5, conv 32 k5 p2 s1, relu, "
+             "maxpool 2, dropout2d 0.5, flatten, fc 128, relu, fc 10, logsoftmax"},
+    {"deep", "conv 32 k3 p1, relu, conv 32 k3 p1, relu, maxpool 2, dropout2d 0.25, "
+             "conv 64 k3 p1, relu, conv 64 k3 p1, relu, maxpool 2, dropout2d 0.25, "
+             "flatten, fc 256, relu, fc 10, logsoftmax"},
+};
+#define N_SPECS ((int)(sizeof k_specs / sizeof k_specs[0]))
+
 /* One training epoch (or its first `limit` images) from a fresh model.
  * Returns seconds per image, or -1 on failure. */
-static double bench_train(const dn_dataset *train, int threads, size_t limit, const char *preset)
+static double bench_train(const char *spec, const dn_dataset *train, int threads, size_t limit,
+                          const char *preset)
 {
     dn_error err;
-    dn_model *m = dn_model_new(NULL, (dn_shape)DN_INPUT_SHAPE, 1, &err);
+    dn_model *m = dn_model_new(spec, (dn_shape)DN_INPUT_SHAPE, 1, &err);
     if (!m) {
         fprintf(stderr, "bench: %s\n", err.msg);
         return -1;
@@ -140,23 +159,21 @@ static double bench_train(const dn_dataset *train, int threads, size_t limit, co
 }
 
 /* Evaluation of the whole test set; returns images per second. */
-static double bench_eval(const dn_model *m, const dn_dataset *test, int threads, int batch,
-                         double *acc)
+static double bench_eval(const dn_model *m, const dn_dataset *test, size_t count, int threads,
+                         int batch)
 {
     dn_error err;
-    size_t correct = 0;
-    double loss, best = 0;
+    double best = 0;
     for (int r = 0; r < 2; r++) {
         double t0 = now_s();
-        if (dn_evaluate(m, test, 0, test->n, threads, batch, NULL, &loss, &correct, &err)) {
+        if (dn_evaluate(m, test, 0, count, threads, batch, NULL, NULL, NULL, &err)) {
             fprintf(stderr, "bench: eval: %s\n", err.msg);
             return -1;
         }
-        double ips = (double)test->n / (now_s() - t0);
+        double ips = (double)count / (now_s() - t0);
         if (ips > best)
             best = ips;
     }
-    *acc = (double)correct / (double)test->n;
     return best;
 }
 
@@ -216,7 +233,7 @@ static double time_step(const dn_model *m, dn_work *w, const float *x, const uin
     return best / B;
 }
 
-static void bench_kernels(const dn_model *m, const dn_dataset *train)
+static void bench_kernels(const char *name, const dn_model *m, const dn_dataset *train)
 {
     enum { B = DN_TRAIN_CHUNK };
     float x[B * 28 * 28];   // (B, 1, 28, 28)
@@ -234,31 +251,29 @@ static void bench_kernels(const dn_model *m, const dn_dataset *train)
         dn_work_free(w);
         return;
     }
-    flops f = count_flops(m);
-    printf("kern_flops_fwd %.0f\nkern_flops_train_dense %.0f\nkern_flops_train_sparse %.0f\n",
-           f.fwd, f.train_dense, f.train_sparse);
     /* The reference kernels. */
     dn_work_set_reference(w, 1);
-    printf("kern_reference_train_us %.2f\n", 1e6 * time_step(m, w, x, y, keys, B, grads, 1, 0.3));
-    printf("kern_reference_fwd1_us %.2f\n", 1e6 * time_step(m, w, x, y, keys, 1, grads, 0, 0.2));
+    printf("%s_kern_reference_train_us %.2f\n", name,
+           1e6 * time_step(m, w, x, y, keys, B, grads, 1, 0.3));
+    printf("%s_kern_reference_fwd1_us %.2f\n", name,
+           1e6 * time_step(m, w, x, y, keys, 1, grads, 0, 0.2));
     dn_work_set_reference(w, 0);
     /* Each instruction set the machine has, dense then sparse. */
-    for (int isa = DN_FAST_ISA_C; isa <= DN_FAST_ISA_AVX512; isa++) {
-        if (dn_fast_set_isa(w, isa) != isa)
+    dn_fast_plan *fp = dn_work_fast(w);
+    for (int isa = DN_FAST_ISA_C; fp && isa <= DN_FAST_ISA_AVX512; isa++) {
+        if (dn_fast_set_isa(fp, isa) != isa)
             continue;
-        const char *name = dn_fast_isa_name(isa);
+        const char *iname = dn_fast_isa_name(isa);
         for (int sparse = 0; sparse <= 1; sparse++) {
-            dn_fast_set_sparse(w, sparse);
-            printf("kern_%s_%s_train_us %.2f\n", name, sparse ? "sparse" : "dense",
+            dn_fast_set_sparse(fp, sparse);
+            printf("%s_kern_%s_%s_train_us %.2f\n", name, iname, sparse ? "sparse" : "dense",
                    1e6 * time_step(m, w, x, y, keys, B, grads, 1, 0.3));
         }
-        printf("kern_%s_fwd1_us %.2f\n", name,
+        printf("%s_kern_%s_fwd1_us %.2f\n", name, iname,
                1e6 * time_step(m, w, x, y, keys, 1, grads, 0, 0.2));
-        printf("kern_%s_fwd%d_us %.2f\n", name, B,
+        printf("%s_kern_%s_fwd%d_us %.2f\n", name, iname, B,
                1e6 * time_step(m, w, x, y, keys, B, grads, 0, 0.2));
     }
-    dn_fast_set_isa(w, -1);
-    dn_fast_set_sparse(w, 1);
     dn_work_free(w);
     free(grads);
 }
@@ -279,20 +294,70 @@ static int parse_threads(const char *s, int *out, int max)
     return n;
 }
 
+/* Every figure of one network. Returns 0, or 1 on a failure. */
+static int bench_spec(const struct bench_spec *bs, const dn_dataset *train,
+                      const dn_dataset *test, const int *threads, int n_threads, size_t limit,
+                      size_t eval_limit, int runs, int eval_batch, int kernels,
+                      const char *preset)
+{
+    const char *name = bs->name;
+    dn_error err;
+    dn_model *m = dn_model_new(bs->spec, (dn_shape)DN_INPUT_SHAPE, 1, &err);
+    if (!m) {
+        fprintf(stderr, "bench: %s: %s\n", name, err.msg);
+        return 1;
+    }
+    flops f = count_flops(m);
+    printf("%s_spec %s\n", name, m->spec);
+    printf("%s_flops_fwd %.0f\n%s_flops_train_dense %.0f\n%s_flops_train_sparse %.0f\n", name,
+           f.fwd, name, f.train_dense, name, f.train_sparse);
+    fflush(stdout);
+    for (int t = 0; t < n_threads; t++) {
+        double spi = bench_train(bs->spec, train, threads[t], limit, preset);
+        if (spi <= 0)
+            return 1;
+        printf("%s_c_%dt_train_img_s %.1f\n", name, threads[t], 1.0 / spi);
+        printf("%s_c_%dt_train_s_per_epoch %.3f\n", name, threads[t], spi * 60000.0);
+        printf("%s_c_peak_rss_train_mb %.1f\n", name, peak_rss_mb());
+        fflush(stdout);
+    }
+    /* The weights do not change the cost of evaluation. */
+    size_t count = eval_limit && eval_limit < test->n ? eval_limit : test->n;
+    for (int t = 0; t < n_threads; t++) {
+        double ips = bench_eval(m, test, count, threads[t], eval_batch);
+        if (ips <= 0)
+            return 1;
+        printf("%s_c_%dt_eval_img_s %.1f\n", name, threads[t], ips);
+        fflush(stdout);
+    }
+    double med, p99;
+    if (bench_latency(m, test, runs, &med, &p99) == 0)
+        printf("%s_c_latency_us_median %.2f\n%s_c_latency_us_p99 %.2f\n", name, med, name, p99);
+    if (kernels)
+        bench_kernels(name, m, train);
+    fflush(stdout);
+    dn_model_free(m);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    const char *data = "data/mnist", *preset = "lecture";
+    const char *data = "data/mnist", *specs = "lecture,wide,deep", *preset = "lecture";
     int threads[8] = {1, 2}, n_threads = 2, runs = 1000, eval_batch = 0, kernels = 0;
-    size_t limit = 0;
+    size_t limit = 0, eval_limit = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--data") && v)
             data = v, i++;
+        else if (!strcmp(a, "--specs") && v)
+            specs = v, i++;
         else if (!strcmp(a, "--threads") && v) {
             n_threads = parse_threads(v, threads, 8);
             i++;
         } else if (!strcmp(a, "--limit") && v)
             limit = (size_t)strtoul(v, NULL, 10), i++;
+        else if (!strcmp(a, "--eval-limit") && v)
+            eval_limit = (size_t)strtoul(v, NULL, 10), i++;
         else if (!strcmp(a, "--latency-runs") && v)
             runs = atoi(v), i++;
         else if (!strcmp(a, "--eval-batch") && v)
@@ -302,7 +367,8 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--kernels"))
             kernels = 1;
         else {
-            fprintf(stderr, "usage: bench [--data DIR] [--threads 1,2] [--limit N] "
+            fprintf(stderr, "usage: bench [--data DIR] [--specs lecture,wide,deep] "
+                            "[--threads 1,2] [--limit N] [--eval-limit N] "
                             "[--latency-runs N] [--eval-batch N] [--kernels] [--preset NAME]\n");
             return 2;
         }
@@ -318,42 +384,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench: %s\n", err.msg);
         return 1;
     }
-    dn_model *m = dn_model_new(NULL, (dn_shape)DN_INPUT_SHAPE, 1, &err);
-    if (!m) {
-        fprintf(stderr, "bench: %s\n", err.msg);
-        return 1;
-    }
-    flops f = count_flops(m);
-    printf("flops_fwd %.0f\nflops_train_dense %.0f\nflops_train_sparse %.0f\n", f.fwd,
-           f.train_dense, f.train_sparse);
     printf("fast_isa %s\n", dn_fast_isa_name(dn_fast_best_isa()));
-    fflush(stdout);
-
-    for (int t = 0; t < n_threads; t++) {
-        double spi = bench_train(&train, threads[t], limit, preset);
-        if (spi <= 0)
-            return 1;
-        printf("c_%dt_train_img_s %.1f\n", threads[t], 1.0 / spi);
-        printf("c_%dt_train_s_per_epoch %.3f\n", threads[t], spi * 60000.0);
-        if (t == 0)
-            printf("c_peak_rss_train_mb %.1f\n", peak_rss_mb());
-        fflush(stdout);
+    int rc = 0;
+    for (int s = 0; s < N_SPECS && !rc; s++) {
+        /* Whole names in the comma-separated list. */
+        size_t len = strlen(k_specs[s].name);
+        const char *at = strstr(specs, k_specs[s].name);
+        while (at && ((at != specs && at[-1] != ',') || (at[len] && at[len] != ',')))
+            at = strstr(at + 1, k_specs[s].name);
+        if (at)
+            rc = bench_spec(&k_specs[s], &train, &test, threads, n_threads, limit, eval_limit,
+                            runs, eval_batch, kernels, preset);
     }
-    /* The weights do not change the cost of evaluation. */
-    for (int t = 0; t < n_threads; t++) {
-        double acc, ips = bench_eval(m, &test, threads[t], eval_batch, &acc);
-        if (ips <= 0)
-            return 1;
-        printf("c_%dt_eval_img_s %.1f\n", threads[t], ips);
-        fflush(stdout);
-    }
-    double med, p99;
-    if (bench_latency(m, &test, runs, &med, &p99) == 0)
-        printf("c_latency_us_median %.2f\nc_latency_us_p99 %.2f\n", med, p99);
-    if (kernels)
-        bench_kernels(m, &train);
-    dn_model_free(m);
     dn_dataset_free(&train);
     dn_dataset_free(&test);
-    return 0;
+    return rc;
 }

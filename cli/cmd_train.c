@@ -416,7 +416,8 @@ static int check_before(run *r)
     if (!rc && !r->m) {
         dn_error err = {0};
         dn_shape in = DN_INPUT_SHAPE;
-        if (!(r->m = dn_model_new(o->arch, in, r->cfg.seed, &err)))
+        if (!(r->m = dn_model_new(o->arch ? o->arch : dn_train_preset_spec(o->preset), in,
+                                  r->cfg.seed, &err)))
             return cli_usage("train", "--arch: %s", err.msg);
     }
     return rc;

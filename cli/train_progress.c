@@ -96,6 +96,7 @@ void cli_train_describe(const dn_train_config *c, const dn_model *m, size_t n_tr
            "%d threads\n",
            m->n_params, n_train, m->dataset, split ? split : "no evaluation", n_eval, c->batch,
            c->epochs, (unsigned long long)c->seed, threads);
+    printf("kernels: %s\n", c->reference ? "general reference kernels" : dn_kernels());
     printf("%s lr %g", dn_optim_name(o->kind), o->lr);
     switch (o->kind) {
     case DN_OPTIM_ADADELTA: printf(" rho %g eps %g", o->rho, o->eps); break;

@@ -242,6 +242,10 @@ float *dn_work_act(dn_work *w, int layer);
  * default the fast kernels run where they apply and keep only what
  * backward needs. The two give the same results (see tests). */
 void dn_work_set_reference(dn_work *w, int on);
+/* Which kernels the passes run on this machine, for messages: "fast
+ * kernels, AVX-512" (or "AVX2", "portable C"; every model runs on them),
+ * or "general reference kernels" where the fast ones were not built. */
+const char *dn_kernels(void);
 /* Dropout2d scale of layer i: (B, C), each 0 or 1/(1-p). Written by a
  * DN_MODE_TRAIN forward; read by a DN_MODE_TRAIN_FIXED_MASK forward (all
  * ones until written). NULL unless layer i is a dropout2d. */
@@ -598,6 +602,9 @@ dn_status dn_train_preset(const char *name, dn_train_config *c, dn_error *err);
 /* The name of preset i (0, 1, ... in the order above) and a one-line
  * summary of it (may be NULL); NULL past the last. */
 const char *dn_train_preset_name(int i, const char **summary);
+/* The layer spec preset `name` trains, for dn_model_new; NULL for the
+ * lecture's network (DN_DEFAULT_SPEC) or an unknown name. */
+const char *dn_train_preset_spec(const char *name);
 
 /* Trains m on train (evaluating after each epoch on the held-out val images
  * or, without val, on test when not NULL). If resume is not NULL it is the

@@ -4,8 +4,8 @@
  * values and the occlusion heat-map (see include/digitnet_explain.h).
  */
 #include "digitnet_explain.h"
-#include "fast.h"
 #include "internal.h"
+#include "model.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,8 +1,9 @@
 /*
  * model.c - the layer sequence: building a model from its spec, parameter
  * initialisation, the per-batch workspace, and the forward and backward
- * passes over the general kernels (src/layers/), with the fast kernels
- * (src/fast/) tried first.
+ * passes. The fast kernels (src/fast/) run every model; the general kernels
+ * (src/layers/) are the reference they are tested against, and run when
+ * asked for (dn_work_set_reference) or when the fast kernels were not built.
  */
 #include "digitnet.h"
 #include "fast.h"
@@ -10,7 +11,6 @@
 #include "layers/layers.h"
 #include "model.h"
 
-#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,17 +108,18 @@ struct dn_work {
     int n_layers;           /* of the model it was made for */
     dn_shape input;
     size_t n_params;
+    dn_layer layers[DN_MAX_LAYERS]; /* its layers, for the shape check */
     int reference;          /* force the general kernels */
     /* What the last forward was, for loss and backward. */
     int B;                  /* 0: no forward yet */
     dn_mode mode;
-    int fast;               /* the fast kernels ran it */
+    int ran_fast;           /* the fast kernels ran it */
     float *x;                       // (max_batch, input) copy of the input
     float *act[DN_MAX_LAYERS];      // (max_batch, out) each layer's output
     int32_t *argmax[DN_MAX_LAYERS]; // (max_batch, out) maxpool layers only
     float *mask[DN_MAX_LAYERS];     // (max_batch, C) dropout2d layers only
     float *grad[2];                 // (max_batch, largest tensor) ping-pong
-    dn_fast_state *fast_state;
+    dn_fast_plan *fast;             /* NULL: the fast kernels were not built */
 };
 
 dn_work *dn_work_new(const dn_model *m, int max_batch)
@@ -132,6 +133,7 @@ dn_work *dn_work_new(const dn_model *m, int max_batch)
     w->n_layers = m->n_layers;
     w->input = m->input;
     w->n_params = m->n_params;
+    memcpy(w->layers, m->layers, sizeof w->layers);
     size_t Bz = (size_t)max_batch, largest = numel(m->input), n;
     int ok = dn_mul_size(Bz, numel(m->input), &n) && (w->x = dn_alloc_floats(n));
     for (int l = 0; ok && l < m->n_layers; l++) {
@@ -151,6 +153,10 @@ dn_work *dn_work_new(const dn_model *m, int max_batch)
     }
     for (int g = 0; ok && g < 2; g++)
         ok = dn_mul_size(Bz, largest, &n) && (w->grad[g] = dn_alloc_floats(n));
+    /* The fast kernels' plan and buffers, made here so that no pass
+     * allocates; without it every pass runs the general kernels. */
+    if (ok)
+        w->fast = dn_fast_plan_new(m, max_batch);
     if (!ok) {
         dn_work_free(w);
         return NULL;
@@ -162,8 +168,7 @@ void dn_work_free(dn_work *w)
 {
     if (!w)
         return;
-    if (w->fast_state)
-        dn_fast_free(w->fast_state);
+    dn_fast_plan_free(w->fast);
     dn_free(w->x);
     for (int l = 0; l < DN_MAX_LAYERS; l++) {
         dn_free(w->act[l]);
@@ -195,21 +200,55 @@ void dn_work_set_reference(dn_work *w, int on)
         w->reference = on != 0;
 }
 
-dn_fast_state **dn_work_fast_slot(dn_work *w)
-{
-    return &w->fast_state;
-}
-
 int dn_work_max_batch(const dn_work *w)
 {
-    return w->max_batch;
+    return w ? w->max_batch : 0;
 }
 
-/* The work must have been made for a model with these shapes. */
+dn_fast_plan *dn_work_fast(dn_work *w)
+{
+    return w ? w->fast : NULL;
+}
+
+static int same_shape(dn_shape a, dn_shape b)
+{
+    return a.c == b.c && a.h == b.h && a.w == b.w;
+}
+
+/* The work must have been made for a model with these shapes: the same
+ * layers with the same sizes (a dropout probability may differ). */
 static int work_fits(const dn_model *m, const dn_work *w)
 {
-    return w->n_layers == m->n_layers && w->n_params == m->n_params &&
-           w->input.c == m->input.c && w->input.h == m->input.h && w->input.w == m->input.w;
+    if (w->n_layers != m->n_layers || w->n_params != m->n_params ||
+        !same_shape(w->input, m->input))
+        return 0;
+    for (int l = 0; l < m->n_layers; l++) {
+        const dn_layer *a = &w->layers[l], *b = &m->layers[l];
+        if (a->kind != b->kind || !same_shape(a->in, b->in) || !same_shape(a->out, b->out) ||
+            a->out_ch != b->out_ch || a->k != b->k || a->pad != b->pad ||
+            a->stride != b->stride || a->w_off != b->w_off || a->b_off != b->b_off)
+            return 0;
+    }
+    return 1;
+}
+
+/* The dropout scales of this pass, per layer: drawn once from the sample
+ * keys into the work's masks (DN_MODE_TRAIN), the masks as they are
+ * (DN_MODE_TRAIN_FIXED_MASK), or none (evaluation). */
+static void pass_masks(const dn_model *m, dn_work *w, int B, dn_mode mode,
+                       const uint64_t *sample_keys, const float *masks[DN_MAX_LAYERS])
+{
+    for (int l = 0; l < m->n_layers; l++) {
+        const dn_layer *L = &m->layers[l];
+        masks[l] = NULL;
+        if (L->kind != DN_DROPOUT2D || mode == DN_MODE_EVAL)
+            continue;
+        if (mode == DN_MODE_TRAIN)
+            for (int b = 0; b < B; b++)
+                dn_dropout2d_mask(sample_keys[b], l, L->in.c, L->p,
+                                  w->mask[l] + (size_t)b * L->in.c);
+        masks[l] = w->mask[l];
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -224,13 +263,16 @@ const float *dn_model_forward(const dn_model *m, dn_work *w, const float *x,
         (mode == DN_MODE_TRAIN && !sample_keys))
         return NULL;
     w->B = 0;
-    if (!w->reference && dn_fast_forward(m, w, x, B, mode, sample_keys)) {
+    const float *masks[DN_MAX_LAYERS];
+    pass_masks(m, w, B, mode, sample_keys, masks);
+    float *logp = w->act[m->n_layers - 1]; // (B, classes)
+    w->ran_fast = w->fast && !w->reference;
+    if (w->ran_fast) {
+        dn_fast_forward(w->fast, m, x, B, masks, logp);
         w->B = B;
         w->mode = mode;
-        w->fast = 1;
-        return dn_work_act(w, m->n_layers - 1);
+        return logp;
     }
-    w->fast = 0;
 
     /* Backward needs the first layer's input after the caller may have
      * reused x for the next batch. */
@@ -253,17 +295,9 @@ const float *dn_model_forward(const dn_model *m, dn_work *w, const float *x,
             dn_maxpool_forward(out, w->argmax[l], in, B, L->in.c, L->in.h, L->in.w, L->k,
                                L->pad, L->stride);
             break;
-        case DN_DROPOUT2D: {
-            const float *scale = NULL; // (B, C)
-            if (mode == DN_MODE_TRAIN)
-                for (int b = 0; b < B; b++)
-                    dn_dropout2d_mask(sample_keys[b], l, L->in.c, L->p,
-                                      w->mask[l] + (size_t)b * L->in.c);
-            if (mode != DN_MODE_EVAL)
-                scale = w->mask[l];
-            dn_dropout2d_forward(out, in, scale, B, L->in.c, L->in.h * L->in.w);
+        case DN_DROPOUT2D:
+            dn_dropout2d_forward(out, in, masks[l], B, L->in.c, L->in.h * L->in.w);
             break;
-        }
         case DN_FLATTEN:
             /* NCHW is already the (B, C*H*W) row-major layout. */
             memcpy(out, in, n * sizeof *out);
@@ -303,13 +337,15 @@ void dn_model_backward(const dn_model *m, dn_work *w, const uint8_t *labels,
         memset(grads, 0, m->n_params * sizeof *grads);
         return;
     }
-    if (w->fast) {
+    if (w->ran_fast) {
         /* The fast forward kept only what its own backward needs, so the
-         * general kernels cannot take over here (see src/fast.h). It writes
-         * every gradient element, so there is nothing to clear first. */
-        int done = dn_fast_backward(m, w, labels, B, scale, grads);
-        assert(done && "a fast forward must be followed by a fast backward");
-        (void)done;
+         * general kernels cannot take over here. It writes every gradient
+         * element, so there is nothing to clear first. */
+        const float *masks[DN_MAX_LAYERS];
+        for (int l = 0; l < m->n_layers; l++)
+            masks[l] = m->layers[l].kind == DN_DROPOUT2D && w->mode != DN_MODE_EVAL
+                           ? w->mask[l] : NULL;
+        dn_fast_backward(w->fast, m, masks, w->act[m->n_layers - 1], labels, B, scale, grads);
         return;
     }
     memset(grads, 0, m->n_params * sizeof *grads);

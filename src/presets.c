@@ -51,15 +51,46 @@ static void preset_best(dn_train_config *c)
     dn_sched_defaults(&c->sched, DN_SCHED_ONECYCLE);
 }
 
+/* A wider network than the lecture's, trained as `best` is: two 3x3
+ * convolutions of 32 and 64 channels, each with ReLU and 2x2 max-pooling,
+ * one Dropout2d(0.25), fc 128. Chosen on the 10 000-image validation split
+ * (--val 10000; the test set was not used), all with --augment and Adam
+ * one-cycle 5e-3:
+ *   this network, 15 epochs                       val loss 0.0275  acc 99.42 %
+ *                                                 (99.45 % after epoch 13)
+ *   conv 16 k3 + conv 32 k5, dropout2d 0.25 once,
+ *   fc 128, 20 epochs (stopped after 17)          0.0314  99.27 % (99.34 %
+ *                                                 after epoch 16)
+ * 12 epochs, not 15, to stay near five minutes on the project's 2-core
+ * machine (2,770 images/s there when it is not shared; 60 000 x 12 images).
+ * On all 60 000 training images it reaches 99.48 +- 0.07 % test accuracy,
+ * a hair under the 99.5 % aimed for (issue 11); 15 epochs would likely
+ * pass it but take longer than five minutes. */
+static void preset_wide(dn_train_config *c)
+{
+    c->epochs = 12;
+    c->augment = 1;
+    dn_optim_defaults(&c->optim, DN_OPTIM_ADAM);
+    c->optim.lr = 5e-3;
+    dn_sched_defaults(&c->sched, DN_SCHED_ONECYCLE);
+}
+
+#define WIDE_SPEC                                                            \
+    "conv 32 k3 p1 s1, relu, maxpool 2, conv 64 k3 p1 s1, relu, maxpool 2, "  \
+    "dropout2d 0.25, flatten, fc 128, relu, fc 10, logsoftmax"
+
 /* The summaries are what `digitnet train --help` shows for each name. */
 static const struct {
     const char *name;
     const char *summary;
     void (*apply)(dn_train_config *c); /* on top of dn_train_defaults */
+    const char *spec;                  /* the network; NULL: the lecture's */
 } presets[] = {
     {"lecture", "Adadelta lr 1.0, StepLR gamma 0.7, batch 64, 14 epochs (98.5 % test accuracy)",
-     preset_lecture},
-    {"best", "--augment, Adam lr 5e-3, one-cycle, 40 epochs (99.1 %)", preset_best},
+     preset_lecture, NULL},
+    {"best", "--augment, Adam lr 5e-3, one-cycle, 40 epochs (99.1 %)", preset_best, NULL},
+    {"wide", "its own network (conv 32 k3 + conv 64 k3, fc 128), --augment, Adam lr 5e-3, "
+             "one-cycle, 12 epochs (99.48 %)", preset_wide, WIDE_SPEC},
 };
 
 #define N_PRESETS ((int)(sizeof presets / sizeof presets[0]))
@@ -71,6 +102,14 @@ const char *dn_train_preset_name(int i, const char **summary)
     if (summary)
         *summary = presets[i].summary;
     return presets[i].name;
+}
+
+const char *dn_train_preset_spec(const char *name)
+{
+    for (int i = 0; name && i < N_PRESETS; i++)
+        if (!strcmp(name, presets[i].name))
+            return presets[i].spec;
+    return NULL;
 }
 
 dn_status dn_train_preset(const char *name, dn_train_config *c, dn_error *err)

@@ -123,6 +123,20 @@ static void test_presets(void **state)
     assert_int_equal(b.sched.kind, DN_SCHED_ONECYCLE);
     assert_int_equal(b.seed, 1);
 
+    /* "wide" trains its own network; the others the lecture's. */
+    assert_int_equal(dn_train_preset("wide", &b, &err), DN_OK);
+    assert_true(b.augment);
+    assert_int_equal(b.optim.kind, DN_OPTIM_ADAM);
+    assert_null(dn_train_preset_spec("lecture"));
+    assert_null(dn_train_preset_spec("best"));
+    assert_null(dn_train_preset_spec("fastest"));
+    dn_shape in = DN_INPUT_SHAPE;
+    dn_model *m = dn_model_new(dn_train_preset_spec("wide"), in, 1, &err);
+    assert_non_null(m);
+    assert_int_equal(dn_model_classes(m), 10);
+    assert_true(m->n_params > 54186);
+    dn_model_free(m);
+
     /* An unknown name names the choices and leaves the config alone. */
     dn_train_config before = b;
     assert_int_equal(dn_train_preset("fastest", &b, &err), DN_ERR_ARG);

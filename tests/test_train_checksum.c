@@ -41,8 +41,13 @@ typedef struct recorded {
 static const recorded values[] = {
     {"lecture", 1, 0x1c42e45c30c751e5ULL, 0.82330414013303743, 0.69399999999999995},
     {"best", 1, 0x04b33a4260be019eULL, 0.598700130559504, 0.878},
-    {"lecture", 0, 0xbaf7f272fa136891ULL, 0.82330410608509552, 0.69399999999999995},
-    {"best", 0, 0x49a9b0a89fc01833ULL, 0.59870013516210019, 0.878},
+    /* Re-recorded for issue 11: the fast kernels for every spec sum in
+     * another order (weight gradients per channel pair over blocks of
+     * samples, fully connected layers in blocks of samples); forward and
+     * backward still agree with the reference within test_fast's
+     * tolerances, and the held-out accuracy is the same. */
+    {"lecture", 0, 0x6f7ed8bb27fcbedeULL, 0.82330422478304177, 0.69399999999999995},
+    {"best", 0, 0x22dc0fd3c8b00115ULL, 0.59870012245513504, 0.878},
 };
 
 static dn_dataset train_set;

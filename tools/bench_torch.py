@@ -1,5 +1,10 @@
 #!/usr/bin/python3
-"""bench_torch.py - the lecture's CNN_MNIST in PyTorch, timed like digitnet.
+"""bench_torch.py - a digitnet network in PyTorch, timed like digitnet.
+
+The network is the lecture's CNN_MNIST as the seed writes it, or with
+--arch SPEC any digitnet layer spec ("conv 16 k3 p1, relu, maxpool 2, ...",
+the language of `digitnet shapes`) built as an nn.Sequential of the same
+layers; scripts/bench passes the specs that bench/bench times.
 
 Measures, for each thread count (torch.set_num_threads), in a fresh process
 each so that peak RSS belongs to that run alone:
@@ -15,8 +20,8 @@ each so that peak RSS belongs to that run alone:
 
 Usage:
   /usr/bin/python3 tools/bench_torch.py [--data data/mnist] [--threads 1,2]
-        [--train-limit N] [--latency-runs 1000] [--time-limit 40]
-        [--format json|kv]
+        [--arch SPEC] [--name NAME] [--train-limit N] [--latency-runs 1000]
+        [--time-limit 40] [--format json|kv]
 
 A training run that takes longer than --time-limit seconds (a crowded
 machine) stops there and its per-epoch time is extrapolated from the
@@ -25,7 +30,7 @@ images it did ("train_extrapolated": true).
 Output: JSON on stdout (one object with a "runs" list and the "best" value
 of each metric over the thread counts), or with --format kv one
 "key value" line per metric (torch_1t_train_img_s 8950 ..., torch_best_...)
-for scripts/bench.
+for scripts/bench; with --name NAME the keys read torch_NAME_1t_... .
 """
 import argparse
 import json
@@ -45,6 +50,45 @@ def load_split(data_dir, prefix, torch):
     x = x.sub_(MEAN).div_(STD).unsqueeze(1).contiguous()
     y = torch.from_numpy(labels.astype("int64"))
     return x, y
+
+
+def spec_model(spec, torch):
+    """An nn.Sequential of the layers of a digitnet spec, for 1x28x28
+    inputs: conv O [kK] [pP] [sS], relu, maxpool N or maxpool kK [sS] [pP],
+    dropout2d [P], flatten, fc N, logsoftmax (src/spec.c's defaults)."""
+    nn = torch.nn
+    c, h, w, flat = 1, 28, 28, None
+    layers = []
+    for item in spec.split(","):
+        words = item.split()
+        kind, args = words[0], words[1:]
+        opt = {a[0]: int(a[1:]) for a in args if a[0] in "kps" and a[1:].isdigit()}
+        plain = [a for a in args if a[0].isdigit() or a[0] == "."]
+        if kind == "conv":
+            k, p, st = opt.get("k", 3), opt.get("p", 0), opt.get("s", 1)
+            layers.append(nn.Conv2d(c, int(plain[0]), k, stride=st, padding=p))
+            c, h, w = int(plain[0]), (h + 2 * p - k) // st + 1, (w + 2 * p - k) // st + 1
+        elif kind == "maxpool":
+            k = int(plain[0]) if plain else opt["k"]
+            st = int(plain[0]) if plain else opt.get("s", k)
+            p = opt.get("p", 0)
+            layers.append(nn.MaxPool2d(k, stride=st, padding=p))
+            h, w = (h + 2 * p - k) // st + 1, (w + 2 * p - k) // st + 1
+        elif kind == "relu":
+            layers.append(nn.ReLU())
+        elif kind == "dropout2d":
+            layers.append(nn.Dropout2d(float(plain[0]) if plain else 0.5))
+        elif kind == "flatten":
+            layers.append(nn.Flatten())
+            flat = c * h * w
+        elif kind == "fc":
+            layers.append(nn.Linear(flat, int(plain[0])))
+            flat = int(plain[0])
+        elif kind == "logsoftmax":
+            layers.append(nn.LogSoftmax(dim=1))
+        else:
+            raise ValueError("unknown layer '%s' in --arch" % item.strip())
+    return nn.Sequential(*layers)
 
 
 def rss_mb():
@@ -71,7 +115,7 @@ def run_one(args):
         xtr, ytr = xtr[:args.train_limit], ytr[:args.train_limit]
     n = xtr.shape[0]
 
-    model = CNN_MNIST()
+    model = spec_model(args.arch, torch) if args.arch else CNN_MNIST()
     opt = torch.optim.Adadelta(model.parameters(), lr=1.0)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.7)
     bs = 64
@@ -160,6 +204,10 @@ def main():
                     help="stop a training run after this many seconds and "
                          "extrapolate (0: never)")
     ap.add_argument("--format", choices=("json", "kv"), default="json")
+    ap.add_argument("--arch", default="",
+                    help="a digitnet layer spec (default: the seed's CNN_MNIST)")
+    ap.add_argument("--name", default="",
+                    help="with --format kv: keys torch_NAME_... instead of torch_...")
     ap.add_argument("--one", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -172,7 +220,7 @@ def main():
         cmd = [sys.executable, os.path.abspath(__file__), "--one", str(t),
                "--data", args.data, "--train-limit", str(args.train_limit),
                "--latency-runs", str(args.latency_runs),
-               "--time-limit", str(args.time_limit)]
+               "--time-limit", str(args.time_limit), "--arch", args.arch]
         out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE,
                              universal_newlines=True).stdout
         runs.append(json.loads(out.strip().splitlines()[-1]))
@@ -191,13 +239,14 @@ def main():
     if args.format == "json":
         print(json.dumps({"runs": runs, "best": best}, indent=2))
     else:
+        pre = "torch_" + (args.name + "_" if args.name else "")
         for r in runs:
             for k, v in r.items():
                 if isinstance(v, (int, float)) and not isinstance(v, bool) \
                         and k != "threads":
-                    print("torch_%dt_%s %s" % (r["threads"], k, v))
+                    print("%s%dt_%s %s" % (pre, r["threads"], k, v))
         for k, v in best.items():
-            print("torch_best_%s %s" % (k, v))
+            print("%sbest_%s %s" % (pre, k, v))
         print("torch_version %s" % runs[0]["torch"])
     return 0
 

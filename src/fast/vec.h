@@ -149,6 +149,19 @@ KI void st7(float *dst, v16 v)
     _mm512_mask_storeu_ps(dst, (__mmask16)0x7f, (__m512)v);
 }
 
+/* Lanes 0..n-1 from p (0 <= n <= 16), the rest 0; nothing past p + n is
+ * read. */
+KI v16 ldn(const float *p, int n)
+{
+    return (v16)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
+}
+
+/* Lanes 0..n-1 of v to p (0 <= n <= 16). */
+KI void stn(float *p, v16 v, int n)
+{
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), (__m512)v);
+}
+
 /* Lanes 0..7 from p, the rest 0. */
 KI v16 ld8(const float *p)
 {
@@ -228,6 +241,27 @@ KI vi16 codes_ld(const uint8_t *src, const int n)
     vi8_ c = __builtin_convertvector(b, vi8_);
     return __builtin_shufflevector(c, (vi8_){0}, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
                                    15);
+}
+
+/* The first n <= 16 lanes of c, each 0..255, as bytes to dst. */
+KI void codes_stn(uint8_t *dst, vi16 c, int n)
+{
+    vb16_ b = __builtin_convertvector(c, vb16_);
+    _mm_mask_storeu_epi8(dst, (__mmask16)((1u << n) - 1), (__m128i)b);
+}
+
+/* n <= 16 bytes as the first n lanes; the rest 0. */
+KI vi16 codes_ldn(const uint8_t *src, int n)
+{
+    __m128i b = _mm_maskz_loadu_epi8((__mmask16)((1u << n) - 1), src);
+    return __builtin_convertvector((vb16_)b, vi16);
+}
+
+/* n <= 8 bytes, each twice, as the first 2n lanes; the rest 0. */
+KI vi16 codes_ldn_twice(const uint8_t *src, int n)
+{
+    __m128i b = _mm_maskz_loadu_epi8((__mmask16)((1u << n) - 1), src);
+    return (vi16)_mm512_cvtepu8_epi32(_mm_unpacklo_epi8(b, b));
 }
 
 #else /* a struct of native vectors */
@@ -372,6 +406,20 @@ KI void st7(float *dst, v16 v)
     memcpy(dst, t, 7 * sizeof *t);
 }
 
+KI v16 ldn(const float *p, int n)
+{
+    float t[16] = {0};
+    memcpy(t, p, (size_t)n * sizeof *t);
+    return ld(t);
+}
+
+KI void stn(float *p, v16 v, int n)
+{
+    float t[16];
+    st(t, v);
+    memcpy(p, t, (size_t)n * sizeof *t);
+}
+
 KI v16 ld8(const float *p)
 {
     v16 v;
@@ -475,7 +523,39 @@ KI vi16 codes_ld(const uint8_t *src, const int n)
     return c;
 }
 
+KI void codes_stn(uint8_t *dst, vi16 c, int n)
+{
+    uint8_t t[16];
+    codes_st(t, c, 16);
+    memcpy(dst, t, (size_t)n);
+}
+
+KI vi16 codes_ldn(const uint8_t *src, int n)
+{
+    uint8_t t[16] = {0};
+    memcpy(t, src, (size_t)n);
+    return codes_ld(t, 16);
+}
+
+KI vi16 codes_ldn_twice(const uint8_t *src, int n)
+{
+    uint8_t t[16] = {0};
+    for (int i = 0; i < n; i++)
+        t[2 * i] = t[2 * i + 1] = src[i];
+    return codes_ld(t, 16);
+}
+
 #endif
+
+/* v, kept in a register: the compiler may otherwise fold one load into
+ * every FMA that uses it, and the loads, not the FMAs, set the pace. */
+KI v16 pin(v16 v)
+{
+#if DN_KERN_ISA == 2
+    __asm__("" : "+v"(v));
+#endif
+    return v;
+}
 
 /* ReLU as the general kernel: x > 0 ? x : 0 (NaN and -0 give 0). */
 KI v16 relu(v16 x)

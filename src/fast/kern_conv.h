@@ -1,0 +1,560 @@
+/*
+ * kern_conv.h - the convolution stage of the fast kernels: blocks of
+ * accumulators over staged planes (forward and input gradient), the fused
+ * ReLU + 2x2 pool + dropout epilogue, gradient routing and the weight
+ * gradient.
+ * Included by kern.h only (see there), once per instruction set.
+ */
+/* ------------------------------------------------------------------------ */
+/* Convolution blocks                                                       */
+/* ------------------------------------------------------------------------ */
+
+/* Where a convolution block reads: input channel i's staged plane at
+ * planes + i * plane (row stride rs, output row oy reads rows oy * stride
+ * + ky), and the weight of (output o, input i, tap t) at w[o * wso + i *
+ * wsi + t], or of tap K*K-1-t with flip (the input gradient's kernel).
+ * pack is scratch for one block's weights. */
+typedef struct conv_src {
+    const float *planes;
+    size_t plane;
+    int rs, stride, K;
+    const float *w;
+    size_t wso, wsi;
+    int flip;
+    float *pack;
+} conv_src;
+
+typedef v16 conv_acc[KB_MAX][2][NVT_MAX];
+
+/* The weights of output channels ko[0..N) over inputs kin[0..nin) in the
+ * order the block reads them: pack[(ii * K*K + t) * N + o], so that one
+ * pointer walks them all. */
+static void conv_pack(const conv_src *s, int N, const int *kin, int nin, const int *ko)
+{
+    const int KK = s->K * s->K;
+    for (int ii = 0; ii < nin; ii++)
+        for (int o = 0; o < N; o++) {
+            const float *w = s->w + (size_t)ko[o] * s->wso + (size_t)kin[ii] * s->wsi;
+            float *d = s->pack + (size_t)ii * KK * N + o;
+            for (int t = 0; t < KK; t++)
+                d[(size_t)t * N] = w[s->flip ? KK - 1 - t : t];
+        }
+}
+
+/* Adds to acc[o][r][j] (o < N, r < 2, j < NVT) the convolution of output
+ * rows oy0 + r, columns x0 + 16 j + lane, of the N output channels whose
+ * weights conv_pack packed, over input channels kin[0..nin). */
+KI void conv_block(const int N, const int NVT, conv_acc acc, const conv_src *s, const int *kin,
+                   int nin, int oy0, int x0)
+{
+    const int K = s->K, rs = s->rs, step = s->stride * rs;
+    const float *wp = s->pack;
+    for (int ii = 0; ii < nin; ii++) {
+        const float *pl = s->planes + (size_t)kin[ii] * s->plane + (size_t)oy0 * step + x0;
+        for (int ky = 0; ky < K; ky++) {
+            const float *r0 = pl + (size_t)ky * rs, *r1 = r0 + step;
+            for (int kx = 0; kx < K; kx++, wp += N) {
+                v16 a0[NVT_MAX], a1[NVT_MAX];
+                for (int j = 0; j < NVT; j++) {
+                    a0[j] = ld(r0 + kx + 16 * j);
+                    a1[j] = ld(r1 + kx + 16 * j);
+                }
+                /* Each broadcast weight serves both rows and every vector. */
+                for (int o = 0; o < N; o++) {
+                    v16 ws = splat(wp[o]);
+                    for (int j = 0; j < NVT; j++) {
+                        acc[o][0][j] = fma16(a0[j], ws, acc[o][0][j]);
+                        acc[o][1][j] = fma16(a1[j], ws, acc[o][1][j]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* ReLU, 2x2 max-pool and dropout scale of 16 columns of two conv rows into
+ * n <= 8 pooled values and their arg-max codes. The first maximum in scan
+ * order wins, as in the general kernel: top row first (left before right),
+ * then the bottom row only where strictly greater. */
+KI void pool_epilogue(v16 r0, v16 r1, float scale, float *dst, uint8_t *code, int n)
+{
+    r0 = relu(r0), r1 = relu(r1);
+    /* Lanes 0..7: pairs of the top row; 8..15: of the bottom row. */
+    v16 e = evens(r0, r1), o = odds(r0, r1);
+    vi16 t = vgt(o, e);
+    v16 m = sel(t, o, e);
+    vi16 c = vaddi(vandi(t, splati(1)), ldi(k_bottom2));
+    v16 mb = swap_halves(m);
+    vi16 cb = swap_halves_i(c);
+    vi16 tb = vgt(mb, m);
+    m = sel(tb, mb, m);
+    c = seli(tb, cb, c);
+    vi16 live = vgt(m, splat(0.0f));
+    m = vscale(sel(live, m, splat(0.0f)), scale);
+    c = seli(live, c, splati(DN_AM_NONE));
+    stn(dst, m, n);
+    codes_stn(code, c, n);
+}
+
+/* What a forward block writes: the stage output of one sample. */
+typedef struct conv_out {
+    float *act;             // (O, PH, PW) pooled, or (O, OH, OW)
+    uint8_t *code;          // (O, PH, PW) pool arg-max, or NULL
+    const float *bias;      // (O)
+    const float *scale;     // (O) dropout scale of this sample, or NULL
+    int relu, OH, OW, stride;
+} conv_out;
+
+/* One forward block: bias, convolution, then ReLU + pool or ReLU, the
+ * dropout scale and the store. */
+KI void conv_fwd_block(const int N, const int NVT, const conv_src *s, const conv_out *d,
+                       const int *kin, int nin, const int *ko, int oy0, int x0)
+{
+    conv_acc acc;
+    for (int o = 0; o < N; o++) {
+        v16 b0 = splat(d->bias[ko[o]]);
+        for (int j = 0; j < NVT; j++)
+            acc[o][0][j] = acc[o][1][j] = b0;
+    }
+    conv_block(N, NVT, acc, s, kin, nin, oy0, x0);
+    for (int o = 0; o < N; o++) {
+        float sc = d->scale ? d->scale[ko[o]] : 1.0f;
+        if (d->code) {
+            int PH = d->OH / 2, PW = d->OW / 2;
+            size_t at = ((size_t)ko[o] * PH + oy0 / 2) * PW;
+            for (int j = 0; j < NVT; j++) {
+                int px = (x0 + 16 * j) / 2, n = min_i(8, PW - px);
+                if (n > 0)
+                    pool_epilogue(acc[o][0][j], acc[o][1][j], sc, d->act + at + px,
+                                  d->code + at + px, n);
+            }
+            continue;
+        }
+        for (int r = 0; r < 2; r++) {
+            int oy = oy0 + r;
+            if (oy >= d->OH)
+                break;
+            float *row = d->act + ((size_t)ko[o] * d->OH + oy) * d->OW;
+            for (int j = 0; j < NVT; j++) {
+                v16 v = acc[o][r][j];
+                if (d->relu)
+                    v = relu(v);
+                v = vscale(v, sc);
+                int x = x0 + 16 * j;
+                if (d->stride == 1) {
+                    int n = min_i(16, d->OW - x);
+                    if (n > 0)
+                        stn(row + x, v, n);
+                } else {
+                    /* Columns were computed at stride 1; keep every
+                     * stride-th. */
+                    float t[16];
+                    st(t, v);
+                    for (int l = 0; l < 16; l++)
+                        if ((x + l) % d->stride == 0 && (x + l) / d->stride < d->OW)
+                            row[(x + l) / d->stride] = t[l];
+                }
+            }
+        }
+    }
+}
+
+/* One input-gradient block: the convolution stored into rows < H, columns
+ * < W of the gradient planes dx (C, H, W). */
+KI void conv_dx_block(const int N, const int NVT, const conv_src *s, float *dx, int H, int W,
+                      const int *kin, int nin, const int *ko, int oy0, int x0)
+{
+    conv_acc acc;
+    for (int o = 0; o < N; o++)
+        for (int j = 0; j < NVT; j++)
+            acc[o][0][j] = acc[o][1][j] = splat(0.0f);
+    conv_block(N, NVT, acc, s, kin, nin, oy0, x0);
+    for (int o = 0; o < N; o++)
+        for (int r = 0; r < 2 && oy0 + r < H; r++)
+            for (int j = 0; j < NVT; j++) {
+                int x = x0 + 16 * j, n = min_i(16, W - x);
+                if (n > 0)
+                    stn(dx + ((size_t)ko[o] * H + oy0 + r) * W + x, acc[o][r][j], n);
+            }
+}
+
+/* Calls BLOCK(n) for a compile-time n equal to the runtime nb, up to lim. */
+#define DN_SWITCH8(nb, lim, BLOCK)                                           \
+    switch (nb) {                                                            \
+    case 1: BLOCK(1); break;                                                 \
+    case 2: if ((lim) >= 2) BLOCK(2); break;                                 \
+    case 3: if ((lim) >= 3) BLOCK(3); break;                                 \
+    case 4: if ((lim) >= 4) BLOCK(4); break;                                 \
+    case 5: if ((lim) >= 5) BLOCK(5); break;                                 \
+    case 6: if ((lim) >= 6) BLOCK(6); break;                                 \
+    case 7: if ((lim) >= 7) BLOCK(7); break;                                 \
+    default: if ((lim) >= 8) BLOCK(8); break;                                \
+    }
+
+/* Every block of a convolution: rows in pairs (the first 2 * (rows/2)
+ * when pooling), NV vectors across, output channels ko[0..nout) in
+ * blocks. dx NULL: forward into d; else the input gradient into dx. */
+static void conv_run(const conv_src *src, int repack, const conv_out *d, float *dx, int H, int W,
+                     int rows, int NV, const int *kin, int nin, const int *ko, int nout)
+{
+    int nvt = NVT_MAX >= 2 && NV >= 2 ? 2 : 1, kb = nvt == 2 ? KB2 : KB1;
+    const int KK = src->K * src->K;
+    for (int o0 = 0; o0 < nout; o0 += kb) {
+        int nb = min_i(kb, nout - o0);
+        const int *k = ko + o0;
+        /* Each block's weights at their own place, so that the next
+         * sample with the same channels reuses them. */
+        conv_src blk = *src, *s = &blk;
+        blk.pack = src->pack + (size_t)o0 * nin * KK;
+        if (repack)
+            conv_pack(s, nb, kin, nin, k);
+        for (int oy0 = 0; oy0 < rows; oy0 += 2)
+            for (int xv = 0; xv < NV;) {
+                int x0 = 16 * xv, two = nvt == 2 && xv + 1 < NV;
+                if (dx) {
+#define DX1(n) conv_dx_block(n, 1, s, dx, H, W, kin, nin, k, oy0, x0)
+#define DX2(n) conv_dx_block(n, NVT_MAX, s, dx, H, W, kin, nin, k, oy0, x0)
+                    if (two) {
+                        DN_SWITCH8(nb, KB2, DX2)
+                    } else {
+                        DN_SWITCH8(nb, KB1, DX1)
+                    }
+                } else {
+#define FW1(n) conv_fwd_block(n, 1, s, d, kin, nin, k, oy0, x0)
+#define FW2(n) conv_fwd_block(n, NVT_MAX, s, d, kin, nin, k, oy0, x0)
+                    if (two) {
+                        DN_SWITCH8(nb, KB2, FW2)
+                    } else {
+                        DN_SWITCH8(nb, KB1, FW1)
+                    }
+                }
+                xv += two ? 2 : 1;
+            }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Convolution stage                                                        */
+/* ------------------------------------------------------------------------ */
+
+static void conv_forward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_pass *a,
+                         const float *in)
+{
+    const dn_layer *L = &a->m->layers[s->main];
+    const float *mask_in = mask_of(a, s->in_drop), *mask_out = mask_of(a, s->drop);
+    int H = s->in.h, W = s->in.w, C = s->C, O = s->O;
+    uint8_t *kin_f = p->keep, *kout_f = p->keep_out;
+    int nin_prev = -1, nout_prev = -1;
+    conv_src src = {s->xs, s->xs_plane, s->xs_rs, s->stride, s->K, a->params + L->w_off,
+                    (size_t)C * s->K * s->K, (size_t)s->K * s->K, 0, p->wpack};
+    size_t oplane = (size_t)s->out.h * s->out.w;
+    for (int b = 0; b < a->B; b++) {
+        keep_flags(kin_f, mask_in, b, C, p->sparse);
+        keep_flags(kout_f, mask_out, b, O, p->sparse);
+        /* This sample's channel lists, and the last sample's beside them. */
+        int *kin = p->list + (b & 1) * 2 * p->ch, *kout = kin + p->ch;
+        const int *pin_ = p->list + (~b & 1) * 2 * p->ch, *pout = pin_ + p->ch;
+        int nin = keep_list(kin_f, C, kin), nout = keep_list(kout_f, O, kout);
+        int repack = b == 0 || nin != nin_prev || nout != nout_prev ||
+                     memcmp(kin, pin_, (size_t)nin * sizeof *kin) ||
+                     memcmp(kout, pout, (size_t)nout * sizeof *kout);
+        nin_prev = nin, nout_prev = nout;
+        const float *inb = in + (size_t)b * s->in_ld; // (C, H, W)
+        for (int t = 0; t < nin; t++)
+            stage_plane(s->xs + (size_t)kin[t] * s->xs_plane, s->xs_rows, s->xs_rs, s->xs_rs,
+                        inb + (size_t)kin[t] * H * W, H, W, s->pad, s->pad);
+        conv_out d = {s->act + (size_t)b * s->out_ld,
+                      s->code ? s->code + (size_t)b * O * oplane : NULL,
+                      a->params + L->b_off,
+                      mask_out ? mask_out + (size_t)b * O : NULL,
+                      s->relu >= 0, s->OH, s->OW, s->stride};
+        for (int o = 0; o < O; o++)
+            if (!kout_f[o])
+                memset(d.act + o * oplane, 0, oplane * sizeof *d.act);
+        int rows = s->code ? 2 * (s->OH / 2) : s->OH;
+        conv_run(&src, repack, &d, NULL, 0, 0, rows, s->NV, kin, nin, kout, nout);
+    }
+}
+
+/* The weight gradient of output channels o0..o0+NO-1 and input channel c,
+ * summed over the samples tl[0..nt) of a block, added into dw (NO, C, K,
+ * K): for each input row r, the gradient rows r - ky meet it at every kx;
+ * a chunk of KYC kernel rows at a time keeps NO * KYC * K accumulators in
+ * registers, and each input vector loaded serves all of them. Gradient
+ * rows outside the map are the planes' zero border, and a dropped output
+ * channel's plane is all zero. */
+KI void dw_block(const int NO, const int K, const int KYC, const dn_fast_stage *s,
+                 const float *xs, const float *ds, const int *tl, int nt, int o0, int c,
+                 float *dw)
+{
+    const int E = s->E, NV = s->NV, xrs = s->xs_rs, drs = s->ds_rs;
+    for (int ky0 = 0; ky0 < K; ky0 += KYC) {
+        v16 acc[DW_ACC > 7 ? DW_ACC : 7]; /* [(q * KYC + k) * K + kx] */
+        for (int k = 0; k < NO * KYC * K; k++)
+            acc[k] = splat(0.0f);
+        for (int u = 0; u < nt; u++) {
+            const float *X = xs + ((size_t)tl[u] * s->C + c) * s->xs_plane;
+            const float *D[2];
+            for (int q = 0; q < NO; q++)
+                D[q] = ds + ((size_t)tl[u] * s->O + o0 + q) * s->ds_plane + E;
+            /* Columns outside, rows inside: the row loop is the long one. */
+            for (int j = 0; j < NV; j++) {
+                const float *xr = X + (size_t)ky0 * xrs + 16 * j;
+                const float *dr[2];
+                for (int q = 0; q < NO; q++)
+                    dr[q] = D[q] + (size_t)E * drs + 16 * j;
+                for (int r = 0; r < KYC - 1 + s->dwh; r++, xr += xrs) {
+                    v16 dv[2][7];
+                    for (int q = 0; q < NO; q++) {
+                        for (int k = 0; k < KYC; k++)
+                            dv[q][k] = pin(ld(dr[q] - (size_t)k * drs));
+                        dr[q] += drs;
+                    }
+                    for (int kx = 0; kx < K; kx++) {
+                        v16 xv = pin(ld(xr + kx));
+                        for (int q = 0; q < NO; q++)
+                            for (int k = 0; k < KYC; k++)
+                                acc[(q * KYC + k) * K + kx] =
+                                    fma16(dv[q][k], xv, acc[(q * KYC + k) * K + kx]);
+                    }
+                }
+            }
+        }
+        /* Lanes to sums, sixteen accumulators at a time. */
+        float z[DW_ACC > 16 ? 32 : 16];
+        int n = NO * KYC * K, i = 0;
+        for (; i + 16 <= n; i += 16)
+            hsum16(acc + i, z + i);
+        for (; i < n; i++)
+            z[i] = hsum(acc[i]);
+        for (int q = 0; q < NO; q++)
+            for (int k = 0; k < KYC && ky0 + k < K; k++)
+                for (int kx = 0; kx < K; kx++)
+                    dw[(size_t)q * s->C * K * K + (ky0 + k) * K + kx] += z[(q * KYC + k) * K + kx];
+    }
+}
+
+/* The same for kernels wider than 7: one kernel row and 8 taps at a time. */
+static void dw_pair_wide(const dn_fast_stage *s, const float *xs, const float *ds, const int *tl,
+                         int nt, int o, int c, float *dw)
+{
+    const int K = s->K, E = s->E, NV = s->NV, xrs = s->xs_rs, drs = s->ds_rs;
+    for (int ky = 0; ky < K; ky++)
+        for (int kx0 = 0; kx0 < K; kx0 += 8) {
+            v16 acc[8];
+            for (int k = 0; k < 8; k++)
+                acc[k] = splat(0.0f);
+            for (int u = 0; u < nt; u++) {
+                const float *X = xs + ((size_t)tl[u] * s->C + c) * s->xs_plane;
+                const float *D = ds + ((size_t)tl[u] * s->O + o) * s->ds_plane + E;
+                for (int r = ky; r < ky + s->dwh; r++)
+                    for (int j = 0; j < NV; j++) {
+                        v16 dv = ld(D + (size_t)(E + r - ky) * drs + 16 * j);
+                        const float *xr = X + (size_t)r * xrs + 16 * j + kx0;
+                        for (int k = 0; k < 8 && kx0 + k < K; k++)
+                            acc[k] = fma16(dv, ld(xr + k), acc[k]);
+                    }
+            }
+            for (int k = 0; k < 8 && kx0 + k < K; k++)
+                dw[ky * K + kx0 + k] += hsum(acc[k]);
+        }
+}
+
+/* Weight-gradient blocking by kernel size: NO output channels and KYC
+ * kernel rows per chunk, NO * KYC * K accumulators in registers, chosen
+ * so that few loads feed many FMAs and no chunk runs past the last
+ * kernel row. */
+#if DN_KERN_ISA == 2
+#define DW_NO(K) ((K) <= 4 ? 2 : 1)
+#define DW_KYC(K) ((K) == 4 ? 2 : (K) <= 3 ? (K) : (K) == 5 ? 5 : 3)
+#else
+#define DW_NO(K) 1
+#define DW_KYC(K) ((DW_ACC / (K)) < 1 ? 1 : (DW_ACC / (K)) > (K) ? (K) : (DW_ACC / (K)))
+#endif
+
+static const int32_t k_parity[16] = {0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1};
+
+/* Routes a pooled gradient g (PH, PW), times the dropout scale f, to the
+ * arg-max of each 2x2 window in D (row stride rs, conv pixel (y, x) at
+ * D[y * rs + x]): eight windows, two rows of sixteen, a vector at a time.
+ * Every row pair and the columns up to the vector's end are written, so
+ * nothing needs clearing first. Returns the sum (the bias gradient). */
+static double route_pool(float *D, int rs, const float *g, const uint8_t *code, int PH, int PW,
+                         float f)
+{
+    double sum = 0.0;
+    vi16 par = ldi(k_parity), par2 = vaddi(par, splati(2));
+    for (int py = 0; py < PH; py++) {
+        v16 acc = splat(0.0f);
+        for (int px = 0; px < PW; px += 8) {
+            int n = min_i(8, PW - px);
+            /* Lanes past n carry gradient 0, wherever their code points. */
+            v16 gv = twice_lo(vscale(ldn(g + py * PW + px, n), f));
+            vi16 c = codes_ldn_twice(code + py * PW + px, n);
+            v16 r0 = sel(veqi(c, par), gv, splat(0.0f));
+            v16 r1 = sel(veqi(c, par2), gv, splat(0.0f));
+            st(D + (size_t)(2 * py) * rs + 2 * px, r0);
+            st(D + (size_t)(2 * py + 1) * rs + 2 * px, r1);
+            acc = vadd(acc, vadd(r0, r1));
+        }
+        sum += hsum(acc);
+    }
+    return sum;
+}
+
+/* Routes g (OH, OW), times f and, with relu, where the output y is
+ * positive, to D at (oy * stride, ox * stride). Returns the sum. */
+static double route_plain(float *D, int rs, int stride, const float *g, const float *y, int OH,
+                          int OW, int relu, float f)
+{
+    double sum = 0.0;
+    for (int oy = 0; oy < OH; oy++) {
+        const float *gr = g + (size_t)oy * OW, *yr = y + (size_t)oy * OW;
+        float *Dr = D + (size_t)oy * stride * rs;
+        if (stride == 1) {
+            v16 acc = splat(0.0f);
+            for (int ox = 0; ox < OW; ox += 16) {
+                int n = min_i(16, OW - ox);
+                v16 v = vscale(ldn(gr + ox, n), f);
+                if (relu)
+                    v = sel(vgt(ldn(yr + ox, n), splat(0.0f)), v, splat(0.0f));
+                stn(Dr + ox, v, n);
+                acc = vadd(acc, v);
+            }
+            sum += hsum(acc);
+            continue;
+        }
+        float rsum = 0.0f;
+        for (int ox = 0; ox < OW; ox++) {
+            float v = relu && !(yr[ox] > 0.0f) ? 0.0f : gr[ox] * f;
+            Dr[(size_t)ox * stride] = v;
+            rsum += v;
+        }
+        sum += rsum;
+    }
+    return sum;
+}
+
+/* Stages the inputs of samples b0..b0+ns-1 into their planes and routes
+ * their output gradients (dropout, pool arg-max or ReLU) into theirs,
+ * adding each channel's sum to p->dsum (the bias gradient). */
+static void conv_bwd_route(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_pass *a,
+                           const float *in, const float *gout, int b0, int ns)
+{
+    const float *mask_in = mask_of(a, s->in_drop), *mask_out = mask_of(a, s->drop);
+    const int H = s->in.h, W = s->in.w, C = s->C, O = s->O, E = s->E, st = s->stride;
+    size_t oplane = (size_t)s->out.h * s->out.w;
+    for (int t = 0; t < ns; t++) {
+        int b = b0 + t;
+        uint8_t *fi = p->keep + (size_t)t * C, *fo = p->keep_out + (size_t)t * O;
+        keep_flags(fi, mask_in, b, C, p->sparse);
+        keep_flags(fo, mask_out, b, O, p->sparse);
+        const float *inb = in + (size_t)b * s->in_ld;
+        for (int c = 0; c < C; c++)
+            if (fi[c])
+                stage_plane(s->xs + ((size_t)t * C + c) * s->xs_plane, s->xs_rows, s->xs_rs,
+                            s->xs_rs, inb + (size_t)c * H * W, H, W, s->pad, s->pad);
+        const float *gb = gout + (size_t)b * s->out_ld, *actb = s->act + (size_t)b * s->out_ld;
+        const float *sc = mask_out ? mask_out + (size_t)b * O : NULL;
+        for (int o = 0; o < O; o++) {
+            float *D = s->ds + ((size_t)t * O + o) * s->ds_plane;
+            /* A dropped channel's plane is read (as zeros) by the weight
+             * gradient of its neighbour in a block; a stride above 1 leaves
+             * gaps between the routed values. */
+            if ((!fo[o] && DW_NO(s->K) > 1) || st > 1)
+                for (int y = 0; y < s->dwh; y++)
+                    memset(D + (size_t)(E + y) * s->ds_rs + E, 0, (size_t)s->dww * sizeof *D);
+            if (!fo[o])
+                continue;
+            float f = sc ? sc[o] : 1.0f;
+            if (s->code)
+                p->dsum[o] += route_pool(D + (size_t)E * s->ds_rs + E, s->ds_rs, gb + o * oplane,
+                                         s->code + ((size_t)b * O + o) * oplane, s->OH / 2,
+                                         s->OW / 2, f);
+            else
+                p->dsum[o] += route_plain(D + (size_t)E * s->ds_rs + E, s->ds_rs, st,
+                                          gb + o * oplane, actb + o * oplane, s->OH, s->OW,
+                                          s->relu >= 0, f);
+        }
+    }
+}
+
+/* The weight gradient of the ns routed samples, added into dw (O, C, K,
+ * K), pair of channels by pair over the samples that keep both. */
+static void conv_bwd_weights(dn_fast_plan *p, const dn_fast_stage *s, int ns, float *dw)
+{
+    const int C = s->C, O = s->O, K = s->K, KK = K * K;
+    const int NO = K <= 7 ? (K <= 4 ? DW_NO(1) : DW_NO(5)) : 1;
+    int *tl = p->list;
+    for (int o0 = 0; o0 < O; o0 += NO) {
+        int no = min_i(NO, O - o0);
+        for (int c = 0; c < C; c++) {
+            int nt = 0;
+            for (int t = 0; t < ns; t++) {
+                const uint8_t *fo = p->keep_out + (size_t)t * O + o0;
+                if (p->keep[(size_t)t * C + c] && (fo[0] || (no > 1 && fo[1])))
+                    tl[nt++] = t;
+            }
+            if (!nt)
+                continue;
+            float *d = dw + ((size_t)o0 * C + c) * KK;
+#if DN_KERN_ISA == 2
+            if (no == 2) {
+                switch (K) {
+#define DW2(k) case k: dw_block(2, k, DW_KYC(k), s, s->xs, s->ds, tl, nt, o0, c, d); break;
+                DW2(1) DW2(2) DW2(3) DW2(4)
+                }
+                continue;
+            }
+#endif
+            switch (K) {
+#define DW1(k) case k: dw_block(1, k, DW_KYC(k), s, s->xs, s->ds, tl, nt, o0, c, d); break;
+            DW1(1) DW1(2) DW1(3) DW1(4) DW1(5) DW1(6) DW1(7)
+            default: dw_pair_wide(s, s->xs, s->ds, tl, nt, o0, c, d); break;
+            }
+        }
+    }
+}
+
+/* The input gradient of the ns routed samples into gin: the forward
+ * kernel over the routed planes, outputs and inputs swapping roles and the
+ * kernel flipped; dropped input channels get zeros. */
+static void conv_bwd_inputs(dn_fast_plan *p, const dn_fast_stage *s, const float *wt, int b0,
+                            int ns, float *gin)
+{
+    const int H = s->in.h, W = s->in.w, C = s->C, O = s->O, KK = s->K * s->K;
+    int *kin = p->list, *kout = p->list + C;
+    conv_src src = {NULL, s->ds_plane, s->ds_rs, 1, s->K, wt, (size_t)KK, (size_t)C * KK, 1,
+                    p->wpack};
+    int from = 2 * s->pad + 2; /* E - (K - 1 - pad): where the flipped kernel starts */
+    for (int t = 0; t < ns; t++) {
+        const uint8_t *fi = p->keep + (size_t)t * C, *fo = p->keep_out + (size_t)t * O;
+        int nin = keep_list(fi, C, kin), nout = keep_list(fo, O, kout);
+        float *gb = gin + (size_t)(b0 + t) * s->in_ld;
+        for (int c = 0; c < C; c++)
+            if (!fi[c])
+                memset(gb + (size_t)c * H * W, 0, (size_t)H * W * sizeof *gb);
+        src.planes = s->ds + (size_t)t * O * s->ds_plane + (size_t)from * s->ds_rs + from;
+        conv_run(&src, 1, NULL, gb, H, W, H, s->NVx, kout, nout, kin, nin);
+    }
+}
+
+static void conv_backward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_pass *a,
+                          const float *in, const float *gout, float *gin)
+{
+    const dn_layer *L = &a->m->layers[s->main];
+    float *dw = a->grads + L->w_off, *db = a->grads + L->b_off;
+    memset(dw, 0, (size_t)s->O * s->C * s->K * s->K * sizeof *dw);
+    for (int o = 0; o < s->O; o++)
+        p->dsum[o] = 0.0;
+    for (int b0 = 0; b0 < a->B; b0 += s->sub) {
+        int ns = min_i(s->sub, a->B - b0);
+        conv_bwd_route(p, s, a, in, gout, b0, ns);
+        conv_bwd_weights(p, s, ns, dw);
+        if (gin)
+            conv_bwd_inputs(p, s, a->params + L->w_off, b0, ns, gin);
+    }
+    for (int o = 0; o < s->O; o++)
+        db[o] = (float)p->dsum[o];
+}
+
