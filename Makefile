@@ -12,7 +12,7 @@
 CC      ?= cc
 OPT     ?= -O2
 WARN    := -Wall -Wextra -Wpedantic -Wshadow
-PKGS    := zlib jansson stb libdeflate
+PKGS    := zlib jansson stb libdeflate libmicrohttpd
 CPPFLAGS += -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 CFLAGS  ?= $(OPT) -g
 override CFLAGS += -std=c17 $(WARN) -pthread
@@ -92,6 +92,26 @@ $(B)/libdigitnet.a: $(OBJ)
 	@mkdir -p $(dir $@)
 	$(say) AR $@
 	$(Q)rm -f $@ && ar rcs $@ $^
+
+# The page `digitnet serve` embeds: web/* turned into a C array by
+# tools/embed.c, so that the binary needs no files at run time.
+WEB     := $(sort $(wildcard web/*))
+CLIOBJ  += $(B)/obj/gen/web_assets.o
+
+$(B)/tools/embed: tools/embed.c
+	@mkdir -p $(dir $@)
+	$(say) LD $@
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS)
+
+$(B)/gen/web_assets.c: $(WEB) $(B)/tools/embed
+	@mkdir -p $(dir $@)
+	$(say) GEN $@
+	$(Q)$(B)/tools/embed $@ $(WEB)
+
+$(B)/obj/gen/web_assets.o: $(B)/gen/web_assets.c cli/serve.h $(wildcard include/*.h)
+	@mkdir -p $(dir $@)
+	$(say) CC $<
+	$(Q)$(CC) $(CPPFLAGS) -Icli $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
 
 $(B)/digitnet: $(CLIOBJ) $(B)/libdigitnet.a
 	$(say) LD $@
