@@ -5,12 +5,14 @@
 #                 (once normally with -Werror, once under ASan+UBSan)
 #   make demo     install, fetch, build, train, evaluate, predict, draw
 #   make bench    benchmarks (with PyTorch side by side when installed)
+#   make fuzz     every fuzz target for SECONDS seconds (default 60) each
+#   make check-memory   a short train/eval/predict/show/report under valgrind
 #   make clean
 
 CC      ?= cc
 OPT     ?= -O2
 WARN    := -Wall -Wextra -Wpedantic -Wshadow
-PKGS    := zlib jansson stb libdeflate
+PKGS    := zlib jansson stb libdeflate libmicrohttpd
 CPPFLAGS += -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 CFLAGS  ?= $(OPT) -g
 override CFLAGS += -std=c17 $(WARN) -pthread
@@ -29,6 +31,12 @@ TESTS   := $(sort $(wildcard tests/test_*.c))
 TSUP    := $(sort $(wildcard tests/support/*.c))
 BENCH   := $(sort $(wildcard bench/*.c))
 EXAMPLES := $(sort $(wildcard examples/*.c))
+# A fuzz target is a file tests/fuzz/fuzz_NAME.c with a seed corpus in
+# tests/fuzz/corpus/NAME/; that is all it takes to add one (a target
+# needing more libraries adds them to FUZZ_LIBS).
+FUZZ    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_NAMES := $(FUZZ:tests/fuzz/fuzz_%.c=%)
+FUZZ_LIBS :=
 
 B       := build
 
@@ -45,7 +53,8 @@ CLIOBJ  := $(CLI:%.c=$(B)/obj/%.o)
 TSUPOBJ := $(TSUP:%.c=$(B)/obj/%.o)
 TESTBIN := $(TESTS:tests/%.c=$(B)/tests/%)
 
-.PHONY: all test test-only demo bench bench-bin clean deps data distclean check-pkgs node-deps
+.PHONY: all test test-only demo bench bench-bin clean deps data distclean check-pkgs node-deps \
+        fuzz fuzz-bin fuzz-corpus check-memory
 .DEFAULT_GOAL := all
 # Keep object files that only tests use (make would delete them as intermediates).
 .SECONDARY:
@@ -84,6 +93,26 @@ $(B)/libdigitnet.a: $(OBJ)
 	$(say) AR $@
 	$(Q)rm -f $@ && ar rcs $@ $^
 
+# The page `digitnet serve` embeds: web/* turned into a C array by
+# tools/embed.c, so that the binary needs no files at run time.
+WEB     := $(sort $(wildcard web/*))
+CLIOBJ  += $(B)/obj/gen/web_assets.o
+
+$(B)/tools/embed: tools/embed.c
+	@mkdir -p $(dir $@)
+	$(say) LD $@
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS)
+
+$(B)/gen/web_assets.c: $(WEB) $(B)/tools/embed
+	@mkdir -p $(dir $@)
+	$(say) GEN $@
+	$(Q)$(B)/tools/embed $@ $(WEB)
+
+$(B)/obj/gen/web_assets.o: $(B)/gen/web_assets.c cli/serve.h $(wildcard include/*.h)
+	@mkdir -p $(dir $@)
+	$(say) CC $<
+	$(Q)$(CC) $(CPPFLAGS) -Icli $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
+
 $(B)/digitnet: $(CLIOBJ) $(B)/libdigitnet.a
 	$(say) LD $@
 	$(Q)$(CC) $(CFLAGS) -o $@ $(CLIOBJ) $(B)/libdigitnet.a $(LDFLAGS) $(LDLIBS)
@@ -108,12 +137,15 @@ data:
 node-deps: deps
 	@scripts/install-node-deps
 
-# The full test command: set-up, a -Werror build, the suite, then the suite
-# once more under AddressSanitizer and UndefinedBehaviorSanitizer. The
-# WebAssembly build (make web) is built first: the suite runs it too.
+# The full test command: set-up, a -Werror build, the suite (with the fuzz
+# corpora replayed), the commands under valgrind (scripts/check-memory),
+# then the suite once more under AddressSanitizer and
+# UndefinedBehaviorSanitizer. The WebAssembly build (make web) is built
+# first: the suite runs it too.
 test: deps data node-deps
 	@$(MAKE) --no-print-directory web-build
 	@$(MAKE) --no-print-directory CFLAGS="$(OPT) -g -Werror" B=build/werror test-only
+	@scripts/check-memory build/werror/digitnet
 	@$(MAKE) --no-print-directory CC=gcc OPT=-O1 \
 	    CFLAGS="-O1 -g -Werror -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 	    LDFLAGS="-fsanitize=address,undefined" B=build/asan DN_TEST_LABEL=asan test-only
@@ -124,8 +156,20 @@ $(B)/examples/%: examples/%.c $(B)/libdigitnet.a
 	$(say) LD $@
 	$(Q)$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -o $@ $< $(B)/libdigitnet.a $(LDFLAGS) $(LDLIBS)
 
-test-only: $(B)/digitnet $(TESTBIN) $(EXAMPLES:examples/%.c=$(B)/examples/%)
-	@DN_TEST_LABEL=$(or $(DN_TEST_LABEL),werror) DN_BIN=$(B)/digitnet tests/run $(TESTBIN)
+# The fuzz targets without libFuzzer: replay_NAME feeds every file of the
+# corpus and of tests/fuzz/crashes/NAME to the target (tests/fuzz/replay.c),
+# so that the tests replay them with any compiler, under the sanitizers in
+# the asan pass.
+REPLAYBIN := $(FUZZ_NAMES:%=$(B)/tests/replay_%)
+
+$(B)/tests/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.c tests/fuzz/fuzz.h $(B)/libdigitnet.a
+	@mkdir -p $(dir $@)
+	$(say) LD $@
+	$(Q)$(CC) $(CPPFLAGS) -Itests/fuzz $(PKG_CFLAGS) $(CFLAGS) -DDN_FUZZ_NAME='"$*"' -o $@ $< \
+	    tests/fuzz/replay.c tests/fuzz/fuzz.c $(B)/libdigitnet.a $(LDFLAGS) $(LDLIBS) $(FUZZ_LIBS)
+
+test-only: $(B)/digitnet $(TESTBIN) $(REPLAYBIN) $(EXAMPLES:examples/%.c=$(B)/examples/%)
+	@DN_TEST_LABEL=$(or $(DN_TEST_LABEL),werror) DN_BIN=$(B)/digitnet tests/run $(TESTBIN) $(REPLAYBIN)
 
 # A new make after the set-up, so that it sees the packages just installed.
 demo: deps data
@@ -148,6 +192,42 @@ bench-bin: $(B)/digitnet $(BENCHBIN)
 
 bench: deps data
 	@scripts/bench
+
+# libFuzzer (clang) with AddressSanitizer and UndefinedBehaviorSanitizer.
+# The library is built with -fsanitize=fuzzer-no-link so that libFuzzer
+# sees its coverage; each target links -fsanitize=fuzzer. scripts/fuzz
+# runs them one after the other, SECONDS seconds each, on a working copy of
+# the corpus in build/fuzz/corpus; crashes go to tests/fuzz/crashes/NAME/.
+FUZZ_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZBIN := $(FUZZ_NAMES:%=$(B)/bin/fuzz_%)
+
+$(B)/bin/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.c tests/fuzz/fuzz.h $(B)/libdigitnet.a
+	@mkdir -p $(dir $@)
+	$(say) LD $@
+	$(Q)$(CC) $(CPPFLAGS) -Itests/fuzz $(PKG_CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< \
+	    tests/fuzz/fuzz.c $(B)/libdigitnet.a $(LDLIBS) $(FUZZ_LIBS)
+
+fuzz-bin: $(FUZZBIN)
+
+fuzz:
+	@scripts/install-deps --fuzz
+	@$(MAKE) --no-print-directory CC=clang B=build/fuzz \
+	    CFLAGS="$(FUZZ_FLAGS) -fsanitize=fuzzer-no-link" fuzz-bin
+	@scripts/fuzz $(or $(SECONDS),60) $(FUZZ_NAMES)
+
+# Regenerates the seed corpora (committed) with tests/fuzz/make_corpus.c.
+fuzz-corpus: $(B)/libdigitnet.a
+	@mkdir -p $(B)/fuzz
+	$(Q)$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -o $(B)/fuzz/make_corpus \
+	    tests/fuzz/make_corpus.c $(B)/libdigitnet.a $(LDFLAGS) $(LDLIBS)
+	@$(B)/fuzz/make_corpus tests/fuzz/corpus
+
+# A short train, eval, predict, show and report under valgrind: no leak,
+# no read of uninitialised memory (scripts/check-memory). make test runs
+# it on its -Werror build, so CI does.
+check-memory: deps data
+	@$(MAKE) --no-print-directory $(B)/digitnet
+	@scripts/check-memory $(B)/digitnet
 
 clean:
 	rm -rf build digitnet

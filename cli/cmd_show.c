@@ -9,6 +9,7 @@
  * inference and is only mentioned. Labels, shapes and value ranges are HTML
  * text, not pixels, so they stay sharp and searchable.
  */
+#include "digitnet_explain.h"
 #include "inputs.h"
 #include "options.h"
 #include "page.h"
@@ -257,16 +258,13 @@ static int run_model(const show_opts *o, show *s)
     return 0;
 }
 
-/* How layer l changes the data (op), and whether its output is a stage of
- * its own: a convolution or fully connected layer followed by a ReLU is
- * shown after the ReLU, dropout not at all. st gets the stage's layer,
- * title, file, shape and conv (the convolution whose filters go with it, or
- * -1). */
-static int layer_stage(const dn_model *m, int l, char *op, size_t size, stage *st)
+/* How layer l changes the data (op), and, should its output be a stage,
+ * the stage's layer, title, file, shape and conv (the convolution whose
+ * filters go with it, or -1) in st. */
+static void layer_stage(const dn_model *m, int l, char *op, size_t size, stage *st)
 {
     const dn_layer *L = &m->layers[l];
     const dn_layer *prev = l > 0 ? &m->layers[l - 1] : NULL;
-    const dn_layer *next = l + 1 < m->n_layers ? &m->layers[l + 1] : NULL;
     st->layer = l;
     st->conv = -1;
     snprintf(st->title, sizeof st->title, "%s", L->name);
@@ -277,7 +275,7 @@ static int layer_stage(const dn_model *m, int l, char *op, size_t size, stage *s
         snprintf(op, size, "%s: %d filters of %dx%dx%d, padding %d, stride %d", L->name,
                  L->out_ch, L->in.c, L->k, L->k, L->pad, L->stride);
         st->conv = l;
-        return !next || next->kind != DN_RELU;
+        return;
     case DN_RELU:
         snprintf(op, size, "ReLU");
         if (prev && (prev->kind == DN_CONV || prev->kind == DN_FC)) {
@@ -285,34 +283,36 @@ static int layer_stage(const dn_model *m, int l, char *op, size_t size, stage *s
             snprintf(st->file, sizeof st->file, "%s-relu.png", prev->name);
             st->conv = prev->kind == DN_CONV ? l - 1 : -1;
         }
-        return 1;
+        return;
     case DN_MAXPOOL:
         snprintf(op, size, "%s: max over %dx%d, stride %d", L->name, L->k, L->k, L->stride);
-        return 1;
+        return;
     case DN_DROPOUT2D:
         snprintf(op, size, "%s (p %.2g; the identity at inference)", L->name, L->p);
-        return 0;
+        return;
     case DN_FLATTEN:
         snprintf(op, size, "flatten: %d maps of %dx%d read row by row", L->in.c, L->in.h,
                  L->in.w);
-        return L->in.h * L->in.w > 1;
+        return;
     case DN_FC:
         snprintf(op, size, "%s: %d x %d weights", L->name, L->out_ch, L->in.c);
-        return !next || (next->kind != DN_RELU && next->kind != DN_LOGSOFTMAX);
+        return;
     case DN_LOGSOFTMAX:
         snprintf(op, size, "log-softmax");
         snprintf(st->title, sizeof st->title, "output: log-probabilities");
         st->file[0] = 0;
-        return 1;
+        return;
     }
-    return 0;
 }
 
-/* The stages, in the order the data flows: the input, then each layer
- * output shown, with the operations since the stage before. */
+/* The stages, in the order the data flows (the library's choice,
+ * dn_model_stages, which the page of `digitnet serve` shows too), with the
+ * operations since the stage before. */
 static void plan_stages(show *s)
 {
     const dn_model *m = s->m;
+    dn_stage chosen[DN_MAX_LAYERS + 1];
+    int n_chosen = dn_model_stages(m, chosen, DN_MAX_LAYERS + 1), k = 1;
     memset(s->stages, 0, sizeof s->stages);
     stage *in = &s->stages[0];
     in->layer = -1;
@@ -325,7 +325,9 @@ static void plan_stages(show *s)
     for (int l = 0; l < m->n_layers; l++) {
         char op[160] = "";
         stage *st = &s->stages[s->ns];
-        int shown = layer_stage(m, l, op, sizeof op, st);
+        layer_stage(m, l, op, sizeof op, st);
+        int shown = k < n_chosen && chosen[k].layer == l;
+        k += shown;
         size_t pl = strlen(pending);
         snprintf(pending + pl, sizeof pending - pl, "%s%s", pl ? " &rarr; " : "", op);
         if (!shown)

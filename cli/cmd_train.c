@@ -417,7 +417,8 @@ static int check_before(run *r)
         dn_error err = {0};
         dn_shape in = DN_INPUT_SHAPE;
         if (!(r->m = dn_model_new(o->arch ? o->arch : dn_train_preset_spec(o->preset), in,
-                                  r->cfg.seed, &err)))
+                                  r->cfg.seed, &err)) ||
+            dn_model_check_classifier(r->m, 10, &err))
             return cli_usage("train", "--arch: %s", err.msg);
     }
     return rc;

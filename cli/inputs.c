@@ -31,6 +31,11 @@ dn_model *cli_load_model(const char *explicit_path)
         dn_model_free(m);
         return NULL;
     }
+    if (dn_model_check_classifier(m, 10, &err) != DN_OK) {
+        cli_fail("%s: %s", path, err.msg);
+        dn_model_free(m);
+        return NULL;
+    }
     return m;
 }
 

@@ -22,6 +22,7 @@ static const struct {
     {"show", cmd_show, "pictures of every layer's feature maps and filters"},
     {"report", cmd_report, "an HTML page of training curves and mistakes"},
     {"export", cmd_export, "write the model as ONNX for other runtimes"},
+    {"serve", cmd_serve, "a live drawing page and an HTTP API (libmicrohttpd)"},
 };
 
 static void usage(FILE *f)
@@ -40,7 +41,8 @@ static void usage(FILE *f)
                "  digitnet show --model digitnet.safetensors --mnist-index 0 --out out/show\n"
                "  digitnet report --metrics digitnet.safetensors.metrics.jsonl \\\n"
                "      --model digitnet.safetensors --out out/report\n"
-               "  digitnet export --model digitnet.safetensors --onnx digitnet.onnx\n");
+               "  digitnet export --model digitnet.safetensors --onnx digitnet.onnx\n"
+               "  digitnet serve --model digitnet.safetensors --port 8080\n");
 }
 
 /* Flushes and closes standard output: output lost to a full disk, a

@@ -100,9 +100,12 @@ uint32_t dn_rng_below(dn_rng *r, uint32_t n);
  * NULL. Every dimension must be nonzero and the (decompressed) size must
  * match the header exactly: DN_ERR_FORMAT for a bad magic, a zero or
  * overflowing dimension, truncation, trailing bytes or a corrupt gzip
- * stream; DN_ERR_IO if the file cannot be opened or read. Memory grows with
- * the data actually read, so a small file claiming a huge size is refused
- * without allocating that size. */
+ * stream; DN_ERR_IO if the file cannot be opened or read or is not a
+ * regular file (a FIFO is refused at once, not waited on). The size the
+ * header implies is checked before anything is allocated: a plain file
+ * must be exactly that long, and a gzip file cannot claim more than 1032
+ * times its own size (deflate's largest expansion); memory for a gzip
+ * stream then grows with the data actually read. */
 dn_status dn_idx_read_images(const char *path, uint8_t **pixels, size_t *n,
                              uint32_t *rows, uint32_t *cols, dn_error *err);
 
@@ -128,8 +131,9 @@ typedef struct dn_dataset {
  * it sets class_names and mean/std (DN_MNIST_* or DN_FASHION_*). Images
  * must be 28x28 (else DN_ERR_SHAPE) and as many as the labels (else
  * DN_ERR_FORMAT); a missing directory or file is DN_ERR_IO, an unknown
- * split or name DN_ERR_ARG. On failure *ds is zeroed. Free with
- * dn_dataset_free (which also zeroes it). */
+ * split or name DN_ERR_ARG. Both headers are checked (28x28, equal counts,
+ * sizes against the files) before either payload is read. On failure *ds
+ * is zeroed. Free with dn_dataset_free (which also zeroes it). */
 dn_status dn_dataset_load(dn_dataset *ds, const char *dir, const char *split,
                           const char *name, dn_error *err);
 void dn_dataset_free(dn_dataset *ds);
@@ -225,6 +229,14 @@ void dn_model_free(dn_model *m);
 int dn_model_find(const dn_model *m, const char *name);
 /* Number of classes (size of the last layer's output). */
 int dn_model_classes(const dn_model *m);
+/* DN_OK if m can be trained or evaluated as a classifier of `classes`
+ * classes: its last layer is a logsoftmax over exactly that many outputs
+ * (the loss is a negative log-likelihood, and predictions are read as
+ * probabilities). Otherwise DN_ERR_SHAPE, e.g. "the model ends in 'relu'
+ * with 5408 outputs, but a classifier of 10 classes must end in 10
+ * log-probabilities: finish the spec with 'fc 10, logsoftmax'".
+ * dn_train and dn_evaluate check it with the dataset's 10 classes. */
+dn_status dn_model_check_classifier(const dn_model *m, int classes, dn_error *err);
 
 /* Per-batch workspace: activations, gradients, pooling arg-max indices and
  * dropout masks for up to max_batch samples. One per thread. */
@@ -330,8 +342,11 @@ typedef struct dn_file_extras {
  * untouched on any failure. DN_ERR_ARG, before anything is written, for
  * extras that collide with a parameter name or a standard key, repeat a
  * name, or are not UTF-8, and for a model whose file would not load back
- * (non-finite mean, std <= 0, empty dataset); DN_ERR_IO naming path and
- * the system's reason when the file cannot be written. */
+ * (non-finite mean, std <= 0, empty dataset); DN_ERR_NUMERIC, also
+ * before anything is written, naming the first tensor (parameter or
+ * extra) that holds NaN or Inf, its first such element and their count;
+ * DN_ERR_IO naming path and the system's reason when the file cannot be
+ * written. */
 dn_status dn_model_save(const dn_model *m, const char *path,
                         const dn_file_extras *extras, dn_error *err);
 
@@ -344,14 +359,20 @@ dn_status dn_model_save(const dn_model *m, const char *path,
  * other tensors (at most DN_FILE_MAX_TENSORS, flattened) and all metadata
  * except the standard keys are returned in it (free with
  * dn_file_extras_free); otherwise they are ignored.
- * The file is untrusted: it must be a regular file of at most 1 GiB with a
- * header of at most 100 MB of valid JSON; every tensor F32 with a
- * non-negative shape whose size matches its data_offsets; the tensors must
- * tile the data section exactly (no overlap, no hole, nothing after); the
- * checksum, if present, must match. Anything else is refused with a
- * one-line error that starts with path (DN_ERR_IO, DN_ERR_FORMAT or
- * DN_ERR_SHAPE; a bad "arch" passes dn_model_new's message on) and NULL is
- * returned, with extras left zeroed. */
+ * The file is untrusted: it must be a regular file of at most 1 GiB (a
+ * FIFO or device is refused without waiting on it) with a header of at
+ * most 100 MB of valid JSON (no empty tensor name or metadata key, which
+ * dn_model_save would not write back); every tensor F32 with a non-negative shape
+ * whose size matches its data_offsets; the tensors must tile the data
+ * section exactly (no overlap, no hole, nothing after); the checksum, if
+ * present, must match. The spec is laid out and every parameter tensor it
+ * needs found with its shape before the parameters are allocated, so a
+ * small file cannot make the loader allocate more than the file holds.
+ * Every tensor, extras included, must be finite. Anything else is refused
+ * with a one-line error that starts with path (DN_ERR_IO, DN_ERR_FORMAT,
+ * DN_ERR_SHAPE, or DN_ERR_NUMERIC naming a tensor holding NaN or Inf; a bad
+ * "arch" passes dn_model_new's message on) and NULL is returned, with
+ * extras left zeroed. */
 dn_model *dn_model_load(const char *path, dn_file_extras *extras,
                         dn_error *err);
 

@@ -12,6 +12,7 @@
 
 #include "internal.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
@@ -120,24 +121,41 @@ char *dn_recipe_json(const dn_train_config *c)
     return text;
 }
 
-/* The recipe of the JSON object j into r; 0 if anything is missing or
- * bad. */
-static int recipe_read(json_t *j, dn_train_config *r)
+/* The recipe of the JSON object j into r; NULL, or the key of the first
+ * value that is missing or bad. */
+static const char *recipe_read(json_t *j, dn_train_config *r)
 {
     const char *oname = json_string_value(json_object_get(j, "optim"));
     const char *sname = json_string_value(json_object_get(j, "schedule"));
     const char *seed = json_string_value(json_object_get(j, "seed"));
-    if (!oname || !sname || !seed || dn_optim_parse(oname, &r->optim.kind, NULL) ||
-        dn_sched_parse(sname, &r->sched.kind, NULL))
-        return 0;
+    if (!oname || dn_optim_parse(oname, &r->optim.kind, NULL))
+        return "optim";
+    if (!sname || dn_sched_parse(sname, &r->sched.kind, NULL))
+        return "schedule";
     char *end;
-    r->seed = strtoull(seed, &end, 10);
-    if (*end)
-        return 0;
+    if (!seed || (r->seed = strtoull(seed, &end, 10), *end))
+        return "seed";
     for (size_t i = 0; i < N_FIELDS; i++)
         if (!field_read(&fields[i], j, r))
-            return 0;
-    return 1;
+            return fields[i].key;
+    return NULL;
+}
+
+dn_status dn_recipe_check(const dn_train_config *c, dn_error *err)
+{
+    if (c->batch < 1 || c->batch > 1000000)
+        return dn_fail(err, DN_ERR_ARG, "batch size must be in 1..1000000, got %d", c->batch);
+    if (c->sched.kind == DN_SCHED_STEP && c->sched.step_size < 1)
+        return dn_fail(err, DN_ERR_ARG, "step schedule: step size must be >= 1 epoch, got %d",
+                       c->sched.step_size);
+    if (!(c->sched.gamma > 0) || !isfinite(c->sched.gamma))
+        return dn_fail(err, DN_ERR_ARG, "schedule gamma must be > 0, got %g", c->sched.gamma);
+    if (c->sched.kind == DN_SCHED_ONECYCLE &&
+        (!(c->sched.pct_start >= 0 && c->sched.pct_start <= 1) || !(c->sched.div_factor > 0) ||
+         !(c->sched.final_div_factor > 0)))
+        return dn_fail(err, DN_ERR_ARG, "one-cycle schedule: pct_start must be in [0, 1] and "
+                       "the div factors > 0");
+    return dn_optim_check(&c->optim, err);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -162,17 +180,27 @@ static int meta_add(dn_file_extras *x, const char *key, const char *fmt, ...)
     return 1;
 }
 
-static int meta_long(const dn_file_extras *x, const char *key, long long *out)
+/* Largest epoch count a checkpoint may record, so that it fits an int
+ * with room for the steps arithmetic. */
+#define MAX_EPOCHS 1000000
+
+/* Integer metadata `key` of a checkpoint, in 0..max; a missing, malformed
+ * or out-of-range value is a bad file (DN_ERR_FORMAT naming the key). */
+static dn_status meta_count(const dn_file_extras *x, const char *key, long long max,
+                            long long *out, dn_error *err)
 {
     const char *v = dn_file_extras_get(x, key);
-    if (!v || !*v)
-        return 0;
+    if (!v)
+        return dn_fail(err, DN_ERR_FORMAT, "checkpoint has no \"%s\" metadata (was it "
+                       "written by 'digitnet train'?)", key);
     char *end;
+    errno = 0;
     long long n = strtoll(v, &end, 10);
-    if (*end || n < 0)
-        return 0;
+    if (!*v || *end || errno || n < 0 || n > max)
+        return dn_fail(err, DN_ERR_FORMAT, "checkpoint metadata \"%s\" is \"%.40s\", expected "
+                       "an integer in 0..%lld", key, v, max);
     *out = n;
-    return 1;
+    return DN_OK;
 }
 
 static int meta_double(const dn_file_extras *x, const char *key, double *out)
@@ -226,9 +254,12 @@ dn_status dn_train_config_from_checkpoint(const dn_file_extras *x, dn_train_conf
 {
     const char *text = x ? dn_file_extras_get(x, "train.config") : NULL;
     long long epoch;
-    if (!text || !meta_long(x, "train.epoch", &epoch))
+    if (!text)
         return dn_fail(err, DN_ERR_FORMAT, "not a training checkpoint: no train.config and "
                        "train.epoch metadata (was it written by 'digitnet train'?)");
+    dn_status st = meta_count(x, "train.epoch", MAX_EPOCHS, &epoch, err);
+    if (st)
+        return st;
     json_error_t jerr;
     json_t *j = json_loads(text, 0, &jerr);
     if (!json_is_object(j)) {
@@ -237,11 +268,24 @@ dn_status dn_train_config_from_checkpoint(const dn_file_extras *x, dn_train_conf
                        jerr.text);
     }
     dn_train_config r = *c;
-    int ok = recipe_read(j, &r);
+    const char *bad = recipe_read(j, &r);
     json_decref(j);
-    if (!ok)
-        return dn_fail(err, DN_ERR_FORMAT, "checkpoint train.config is incomplete or has a "
-                       "bad value: %.200s", text);
+    if (bad)
+        return dn_fail(err, DN_ERR_FORMAT, "checkpoint train.config: \"%s\" is missing or "
+                       "out of range: %.200s", bad, text);
+    /* Values the trainer would refuse are the file's fault, not the
+     * caller's; and what was read must write back to the same text, or
+     * resuming would find "a different recipe" that nobody asked for. */
+    dn_error why = {0};
+    if (dn_recipe_check(&r, &why))
+        return dn_fail(err, DN_ERR_FORMAT, "checkpoint train.config has a bad value: %s",
+                       why.msg);
+    char *again = dn_recipe_json(&r);
+    int same = again && !strcmp(again, text);
+    free(again);
+    if (!same)
+        return dn_fail(err, DN_ERR_FORMAT, "checkpoint train.config is not as digitnet "
+                       "writes it (edited or corrupt): %.200s", text);
     *c = r;
     if (epochs_done)
         *epochs_done = (int)epoch;
@@ -275,24 +319,31 @@ dn_status dn_checkpoint_restore(const dn_file_extras *x, const char *recipe, dn_
 {
     const char *saved = dn_file_extras_get(x, "train.config");
     long long epoch, batch, steps, images;
-    if (!saved || !meta_long(x, "train.epoch", &epoch) || !meta_long(x, "train.batch", &batch) ||
-        !meta_long(x, "train.steps", &steps) || !meta_long(x, "train.images", &images) ||
-        !meta_double(x, "train.loss_sum", &pos->loss_sum) ||
+    dn_status st = meta_count(x, "train.epoch", MAX_EPOCHS, &epoch, err);
+    if (!st)
+        st = meta_count(x, "train.batch", INT32_MAX, &batch, err);
+    if (!st)
+        st = meta_count(x, "train.steps", INT64_MAX / 2, &steps, err);
+    if (!st)
+        st = meta_count(x, "train.images", UINT32_MAX, &images, err);
+    if (st)
+        return st;
+    if (!saved || !meta_double(x, "train.loss_sum", &pos->loss_sum) ||
         !meta_double(x, "train.loss_count", &pos->loss_count))
         return dn_fail(err, DN_ERR_FORMAT, "checkpoint: training metadata is missing or "
-                       "malformed (train.epoch, train.batch, train.steps ...)");
+                       "malformed (train.config, train.loss_sum, train.loss_count)");
     if (strcmp(saved, recipe) != 0)
         return dn_fail(err, DN_ERR_ARG, "the training recipe differs from the checkpoint's "
                        "(%.300s); resume with the checkpoint's settings", saved);
     if ((size_t)images != n_train)
         return dn_fail(err, DN_ERR_ARG, "the checkpoint was trained on %lld images, this run "
                        "has %zu (another dataset, --limit or --val?)", images, n_train);
-    if (batch >= batches || epoch > 1000000 || steps != epoch * batches + batch)
+    if (batch >= batches || steps != epoch * batches + batch)
         return dn_fail(err, DN_ERR_FORMAT, "checkpoint: position epoch %lld batch %lld with "
                        "%lld steps does not fit %ld batches per epoch", epoch, batch, steps,
                        batches);
     for (int i = 0; i < o->n_state; i++) {
-        dn_status st = restore_state(x, o->state_name[i], o->state[i], o->n, err);
+        st = restore_state(x, o->state_name[i], o->state[i], o->n, err);
         if (st)
             return st;
     }

@@ -24,6 +24,11 @@ typedef struct dn_train_pos {
  * string, or NULL if out of memory. */
 char *dn_recipe_json(const dn_train_config *c);
 
+/* The recipe's own limits (batch size, schedule, optimizer), whoever set
+ * it: DN_ERR_ARG naming the first value out of range. dn_train checks them
+ * as the caller's; dn_train_config_from_checkpoint as the file's. */
+dn_status dn_recipe_check(const dn_train_config *c, dn_error *err);
+
 /* Writes m to c->checkpoint (through c->save when set) with the optimizer
  * state as extra tensors and the position and recipe as metadata; x is
  * scratch space for the extras (its tensors point into o). */

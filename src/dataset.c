@@ -54,6 +54,26 @@ static int find_file(const char *dir, const char *prefix, const char *kind, cons
     return 0;
 }
 
+/* The model's input is fixed at 1x28x28, as in the lecture. */
+static dn_status check_images(const char *ipath, uint32_t rows, uint32_t cols, const char *name,
+                              dn_error *err)
+{
+    if (rows != DN_IMAGE_SIDE || cols != DN_IMAGE_SIDE)
+        return dn_fail(err, DN_ERR_SHAPE, "%s: offset 8: images are %ux%u, expected 28x28 for %s",
+                       ipath, (unsigned)rows, (unsigned)cols, name);
+    return DN_OK;
+}
+
+static dn_status check_counts(const char *ipath, size_t n_images, const char *lpath,
+                              size_t n_labels, dn_error *err)
+{
+    if (n_labels != n_images)
+        return dn_fail(err, DN_ERR_FORMAT,
+                       "%s: offset 4: %zu labels, expected %zu to match the images in %s", lpath,
+                       n_labels, n_images, ipath);
+    return DN_OK;
+}
+
 dn_status dn_dataset_load(dn_dataset *ds, const char *dir, const char *split, const char *name,
                           dn_error *err)
 {
@@ -86,29 +106,35 @@ dn_status dn_dataset_load(dn_dataset *ds, const char *dir, const char *split, co
         return dn_fail(err, DN_ERR_IO, "%s: not found (nor .gz, nor %s-labels.idx1-ubyte)", lpath,
                        prefix);
 
+    /* Both headers first: a header claiming a 65535x65535 image, or
+     * billions of images the labels do not match, is refused before
+     * either payload is read. The same checks run again on what was read,
+     * in case a file changed in between. */
+    uint32_t d[3], n_lab;
+    dn_status st2 = dn_idx_read_header(ipath, 1, d, err);
+    if (!st2)
+        st2 = check_images(ipath, d[1], d[2], name, err);
+    if (!st2)
+        st2 = dn_idx_read_header(lpath, 0, &n_lab, err);
+    if (!st2)
+        st2 = check_counts(ipath, d[0], lpath, n_lab, err);
+    if (st2)
+        return st2;
+
     uint8_t *images = NULL, *labels = NULL;
     size_t n_images = 0, n_labels = 0;
     uint32_t rows = 0, cols = 0;
-    dn_status st2 = dn_idx_read_images(ipath, &images, &n_images, &rows, &cols, err);
-    if (st2)
-        return st2;
-    /* The model's input is fixed at 1x28x28, as in the lecture. */
-    if (rows != DN_IMAGE_SIDE || cols != DN_IMAGE_SIDE) {
-        free(images);
-        return dn_fail(err, DN_ERR_SHAPE, "%s: offset 8: images are %ux%u, expected 28x28 for %s",
-                       ipath, (unsigned)rows, (unsigned)cols, name);
-    }
-    st2 = dn_idx_read_labels(lpath, &labels, &n_labels, 10, err);
+    st2 = dn_idx_read_images(ipath, &images, &n_images, &rows, &cols, err);
+    if (!st2)
+        st2 = check_images(ipath, rows, cols, name, err);
+    if (!st2)
+        st2 = dn_idx_read_labels(lpath, &labels, &n_labels, 10, err);
+    if (!st2)
+        st2 = check_counts(ipath, n_images, lpath, n_labels, err);
     if (st2) {
         free(images);
-        return st2;
-    }
-    if (n_labels != n_images) {
-        free(images);
         free(labels);
-        return dn_fail(err, DN_ERR_FORMAT,
-                       "%s: offset 4: %zu labels, expected %zu to match the images in %s", lpath,
-                       n_labels, n_images, ipath);
+        return st2;
     }
     ds->images = images;
     ds->labels = labels;

@@ -10,14 +10,10 @@
  */
 #include "image.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <stb_image.h>
 
@@ -148,6 +144,10 @@ static dn_status stb_decode(dn_prep *p, const uint8_t *data, size_t size, const 
         return dn_fail(err, DN_ERR_FORMAT,
                        "%s: %s images are not read (use PNG, JPEG, BMP, GIF, PGM/PPM, TGA or PSD)",
                        name, format);
+    /* Files on which stb_image itself goes wrong, even for info. */
+    dn_status guard = dn_stb_guard(data, size, name, err);
+    if (guard != DN_OK)
+        return guard;
     bounded b = {data, size, 0, NULL, 0};
     int n = 0;
     long hw, hh;
@@ -245,62 +245,18 @@ dn_status dn_image_load_memory(const void *data, size_t size, const char *name, 
     return st;
 }
 
-/* Opens path for reading only if it is a regular file, without blocking on
- * a FIFO or a device first (O_NONBLOCK changes nothing for a regular
- * file). A minimal stand-in until src/fileio.c has one for every reader. */
-static dn_status open_regular(const char *path, int *fd, off_t *size, dn_error *err)
-{
-    *fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (*fd < 0)
-        return dn_fail(err, DN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(*fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(*fd);
-        *fd = -1;
-        return dn_fail(err, DN_ERR_IO, "%s: not a regular file", path);
-    }
-    *size = st.st_size;
-    return DN_OK;
-}
-
 dn_status dn_image_load(const char *path, dn_image *img, dn_error *err)
 {
     if (!img || !path)
         return dn_fail(err, DN_ERR_ARG, "dn_image_load: NULL argument");
     memset(img, 0, sizeof *img);
-    off_t fsize = 0;
-    int fd;
-    dn_status st = open_regular(path, &fd, &fsize, err);
+    /* A regular file only, opened without blocking on a FIFO or device. */
+    uint8_t *buf = NULL;
+    size_t size = 0;
+    dn_status st = dn_read_regular(path, DN_IMAGE_MAX_FILE, &buf, &size, err);
     if (st != DN_OK)
         return st;
-    if (fsize == 0 || fsize > DN_IMAGE_MAX_FILE) {
-        close(fd);
-        return fsize == 0 ? dn_fail(err, DN_ERR_FORMAT, "%s: empty file, not an image", path)
-                          : dn_fail(err, DN_ERR_FORMAT,
-                                    "%s: %lld bytes, more than the %ld MB an image may have",
-                                    path, (long long)fsize, DN_IMAGE_MAX_FILE >> 20);
-    }
-    size_t size = (size_t)fsize, got = 0;
-    unsigned char *buf = malloc(size);
-    if (!buf) {
-        close(fd);
-        return dn_fail(err, DN_ERR_NOMEM, "%s: out of memory reading %zu bytes", path, size);
-    }
-    while (got < size) {
-        ssize_t r = read(fd, buf + got, size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            int e = r < 0 ? errno : 0;
-            free(buf);
-            close(fd);
-            return dn_fail(err, DN_ERR_IO, "%s: read failed at byte %zu: %s", path, got,
-                           e ? strerror(e) : "file shrank while reading");
-        }
-        got += (size_t)r;
-    }
-    close(fd);
-    dn_status s = dn_image_load_memory(buf, size, path, img, err);
+    st = dn_image_load_memory(buf, size, path, img, err);
     free(buf);
-    return s;
+    return st;
 }

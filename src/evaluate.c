@@ -127,10 +127,7 @@ dn_status dn_check_fit(const dn_model *m, const dn_dataset *ds, const char *what
         return dn_fail(err, DN_ERR_SHAPE, "the model takes %dx%dx%d inputs but the %s images "
                        "are 1x%ux%u", m->input.c, m->input.h, m->input.w, what, ds->rows,
                        ds->cols);
-    if (dn_model_classes(m) < 2)
-        return dn_fail(err, DN_ERR_SHAPE, "the model has %d outputs, expected classes",
-                       dn_model_classes(m));
-    return DN_OK;
+    return dn_model_check_classifier(m, 10, err);
 }
 
 dn_status dn_evaluate(const dn_model *m, const dn_dataset *ds, size_t first, size_t count,

@@ -1,10 +1,18 @@
 /*
- * fileio.c - atomic file writes, shared by model files, pictures and pages.
+ * fileio.c - how the library touches files: opening what it reads, and
+ * writing atomically.
  *
- * Everything digitnet writes goes through here: a temporary file in the
- * same directory (so rename is atomic), synced before the rename, so that
- * a crash or a full disk leaves either the old file or the complete new
- * one, never a half-written one.
+ * Reading: every file the library reads (model files, IDX files, images)
+ * is opened here without blocking and checked to be a regular file before
+ * a byte is read, so that a FIFO, a device or a directory named by mistake
+ * (or by an attacker) gives a clear error instead of a hang or an endless
+ * read, and the reader knows the real size to check a header against.
+ *
+ * Writing: a temporary file in the same directory (so rename is atomic),
+ * synced before the rename, so that a crash or a full disk leaves either
+ * the old file or the complete new one, never a half-written one; in two
+ * steps (stage, commit) when several files change together, and the
+ * temporary files of writers that died are found again.
  */
 #include "internal.h"
 
@@ -20,6 +28,109 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* ------------------------------------------------------------------------ */
+/* Reading                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static const char *file_kind(mode_t mode)
+{
+    if (S_ISDIR(mode))
+        return "a directory";
+    if (S_ISFIFO(mode))
+        return "a FIFO (named pipe)";
+    if (S_ISCHR(mode) || S_ISBLK(mode))
+        return "a device";
+    if (S_ISSOCK(mode))
+        return "a socket";
+    return "a special file";
+}
+
+dn_status dn_open_regular(const char *path, int *fd, uint64_t *size, dn_error *err)
+{
+    *fd = -1;
+    /* O_NONBLOCK: opening a FIFO without a writer would otherwise wait
+     * forever; for a regular file it changes nothing. */
+    int f = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (f < 0)
+        return dn_fail(err, DN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(f, &st) != 0) {
+        int e = errno;
+        close(f);
+        return dn_fail(err, DN_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(f);
+        return dn_fail(err, DN_ERR_IO, "%s: is %s, not a regular file", path,
+                       file_kind(st.st_mode));
+    }
+    int flags = fcntl(f, F_GETFL);
+    if (flags >= 0)
+        (void)fcntl(f, F_SETFL, flags & ~O_NONBLOCK);
+    *fd = f;
+    *size = (uint64_t)st.st_size;
+    return DN_OK;
+}
+
+dn_status dn_read_at(int fd, const char *path, void *buf, uint64_t n, uint64_t pos,
+                     dn_error *err)
+{
+    uint8_t *p = buf;
+    while (n > 0) {
+        size_t want = n > (1u << 30) ? (1u << 30) : (size_t)n;
+        ssize_t r = pread(fd, p, want, (off_t)pos);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return dn_fail(err, DN_ERR_IO, "%s: offset %llu: cannot read: %s", path,
+                           (unsigned long long)pos, strerror(errno));
+        if (r == 0)
+            return dn_fail(err, DN_ERR_FORMAT, "%s: offset %llu: file ended early "
+                           "(it shrank while being read)", path, (unsigned long long)pos);
+        p += r;
+        pos += (uint64_t)r;
+        n -= (uint64_t)r;
+    }
+    return DN_OK;
+}
+
+dn_status dn_read_regular(const char *path, uint64_t max, uint8_t **data, size_t *size,
+                          dn_error *err)
+{
+    *data = NULL;
+    *size = 0;
+    int fd;
+    uint64_t len;
+    dn_status st = dn_open_regular(path, &fd, &len, err);
+    if (st)
+        return st;
+    if (len > max || len > SIZE_MAX - 1) {
+        close(fd);
+        return dn_fail(err, DN_ERR_FORMAT, "%s: %llu bytes, more than the %llu this file "
+                       "may have", path, (unsigned long long)len, (unsigned long long)max);
+    }
+    /* One spare byte, so that an empty file still gets a buffer. */
+    uint8_t *buf = malloc((size_t)len + 1);
+    if (!buf) {
+        close(fd);
+        return dn_fail(err, DN_ERR_NOMEM, "%s: out of memory reading %llu bytes", path,
+                       (unsigned long long)len);
+    }
+    st = dn_read_at(fd, path, buf, len, 0, err);
+    close(fd);
+    if (st) {
+        free(buf);
+        return st;
+    }
+    *data = buf;
+    *size = (size_t)len;
+    return DN_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Writing                                                                  */
+/* ------------------------------------------------------------------------ */
 
 static int write_all(int fd, const void *buf, size_t n)
 {

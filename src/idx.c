@@ -6,11 +6,12 @@
  * 0x00000803 (uint8, 3 dims: n, rows, cols) and labels 0x00000801 (uint8,
  * 1 dim: n).
  *
- * The header is untrusted: every size is computed with overflow checks, and
- * memory grows as data actually arrives, never past what the header claims.
- * A tiny .gz that claims gigabytes therefore costs only what it really
- * decompresses to before it is refused as truncated. Offsets in messages are
- * byte offsets into the (decompressed) IDX stream.
+ * The header is untrusted: every size is computed with overflow checks and
+ * compared with the file before anything is allocated: a plain file must
+ * have exactly the size its header implies, and a gzip file cannot claim
+ * more than deflate could ever expand it to. Memory for a gzip stream then
+ * grows as data actually arrives, never past what the header claims.
+ * Offsets in messages are byte offsets into the (decompressed) IDX stream.
  */
 #include "internal.h"
 
@@ -18,15 +19,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #define IDX_MAGIC_LABELS 0x00000801u
 #define IDX_MAGIC_IMAGES 0x00000803u
 
 /* First allocation for data whose size is not known from the file system
- * (gzip, pipes); doubled as data arrives. */
+ * (gzip); doubled as data arrives. */
 #define IDX_FIRST_CHUNK ((size_t)1 << 20)
+/* Deflate's largest possible expansion (RFC 1951: a 258-byte match in
+ * under two bits): no gzip file decompresses to more than this many times
+ * its own size. */
+#define IDX_GZIP_MAX_RATIO 1032u
 /* gzread takes an unsigned int length; read in pieces well below it. */
 #define IDX_MAX_READ ((size_t)1 << 30)
 
@@ -38,8 +43,7 @@ typedef struct idx_src {
     const char *path;
     FILE *f;           /* plain file, or NULL */
     gzFile gz;         /* gzip stream, or NULL */
-    int size_known;    /* plain regular file: size is the file's size */
-    uint64_t size;
+    uint64_t size;     /* the file's size (compressed for gzip) */
     uint64_t pos;      /* bytes consumed so far (decompressed for gzip) */
 } idx_src;
 
@@ -62,51 +66,40 @@ static const char *src_note(idx_src *s, char *buf, size_t size)
     return buf;
 }
 
-/* Opens path and decides by its first two bytes (1f 8b) whether it is
- * gzip, so that a .gz without the suffix, or a plain file named .gz, still
- * reads correctly. */
+/* Opens path (a regular file, see dn_open_regular) and decides by its
+ * first two bytes (1f 8b) whether it is gzip, so that a .gz without the
+ * suffix, or a plain file named .gz, still reads correctly. */
 static dn_status src_open(idx_src *s, const char *path, dn_error *err)
 {
     memset(s, 0, sizeof *s);
     s->path = path;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return dn_fail(err, DN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0) {
-        int e = errno;
-        fclose(f);
-        return dn_fail(err, DN_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
-    }
-    if (S_ISDIR(st.st_mode)) {
-        fclose(f);
-        return dn_fail(err, DN_ERR_IO, "%s: is a directory, expected an IDX file", path);
-    }
+    int fd;
+    uint64_t size;
+    dn_status st = dn_open_regular(path, &fd, &size, err);
+    if (st)
+        return st;
     unsigned char m[2] = {0, 0};
-    size_t got = fread(m, 1, 2, f);
-    if (ferror(f)) {
-        int e = errno;
-        fclose(f);
-        return dn_fail(err, DN_ERR_IO, "%s: cannot read: %s", path, strerror(e));
+    if (size >= 2 && (st = dn_read_at(fd, path, m, 2, 0, err)) != DN_OK) {
+        close(fd);
+        return st;
     }
-    if (got == 2 && m[0] == 0x1f && m[1] == 0x8b) {
-        fclose(f);
-        s->gz = gzopen(path, "rb");
-        if (!s->gz)
-            return dn_fail(err, DN_ERR_IO, "%s: cannot open: %s", path,
-                           errno ? strerror(errno) : "out of memory");
+    s->size = size;
+    if (m[0] == 0x1f && m[1] == 0x8b) {
+        /* gzdopen takes the descriptor (gzclose closes it) and reads from
+         * its current offset, which pread left at 0. */
+        s->gz = gzdopen(fd, "rb");
+        if (!s->gz) {
+            close(fd);
+            return dn_fail(err, DN_ERR_NOMEM, "%s: out of memory opening a gzip stream", path);
+        }
         gzbuffer(s->gz, 1u << 17);
         return DN_OK;
     }
-    if (fseek(f, 0, SEEK_SET) != 0) {
+    s->f = fdopen(fd, "rb");
+    if (!s->f) {
         int e = errno;
-        fclose(f);
-        return dn_fail(err, DN_ERR_IO, "%s: cannot seek: %s", path, strerror(e));
-    }
-    s->f = f;
-    if (S_ISREG(st.st_mode)) {
-        s->size_known = 1;
-        s->size = (uint64_t)st.st_size;
+        close(fd);
+        return dn_fail(err, DN_ERR_IO, "%s: cannot open: %s", path, strerror(e));
     }
     return DN_OK;
 }
@@ -213,32 +206,56 @@ static dn_status read_header(idx_src *s, uint32_t magic, int ndims, const char *
     return DN_OK;
 }
 
-/* Reads exactly `size` payload bytes that follow a header of hdr bytes and
- * checks that nothing follows them. desc describes the payload for
- * messages ("10000 images of 28x28"). */
+/* Checks the payload size a header implies against the file itself, before
+ * anything is allocated. A plain file must be exactly that long. A gzip
+ * file can only be bounded: deflate never expands by more than 1032:1
+ * (a 258-byte match coded in under 2 bits), so a header claiming more
+ * than that from the compressed size is a lie, refused at once instead of
+ * after decompressing gigabytes. */
+static dn_status check_size(const idx_src *s, size_t hdr, size_t size, const char *desc,
+                            dn_error *err)
+{
+    /* hdr + size cannot overflow: the caller checked it against SIZE_MAX. */
+    uint64_t want = (uint64_t)hdr + size;
+    if (s->gz) {
+        uint64_t most = s->size > UINT64_MAX / IDX_GZIP_MAX_RATIO
+                            ? UINT64_MAX
+                            : s->size * IDX_GZIP_MAX_RATIO;
+        if (want > most)
+            return dn_fail(err, DN_ERR_FORMAT,
+                           "%s: offset 4 (decompressed): header claims %s, %llu bytes, but a "
+                           "gzip file of %llu bytes decompresses to at most %llu (truncated "
+                           "or a false header)",
+                           s->path, desc, (unsigned long long)want,
+                           (unsigned long long)s->size, (unsigned long long)most);
+        return DN_OK;
+    }
+    if (s->size < want)
+        return dn_fail(err, DN_ERR_FORMAT,
+                       "%s: offset %llu: truncated: file ends after %llu bytes, expected "
+                       "%llu (%zu header bytes + %s)",
+                       s->path, (unsigned long long)s->size, (unsigned long long)s->size,
+                       (unsigned long long)want, hdr, desc);
+    if (s->size > want)
+        return dn_fail(err, DN_ERR_FORMAT,
+                       "%s: offset %llu: %llu trailing bytes after %s, expected the end of "
+                       "the file",
+                       s->path, (unsigned long long)want, (unsigned long long)(s->size - want),
+                       desc);
+    return DN_OK;
+}
+
+/* Reads exactly `size` payload bytes that follow a header of hdr bytes
+ * (check_size passed) and checks that nothing follows them. desc describes
+ * the payload for messages ("10000 images of 28x28"). */
 static dn_status read_payload(idx_src *s, size_t hdr, size_t size, const char *desc,
                               uint8_t **out, dn_error *err)
 {
     *out = NULL;
-    if (s->size_known) {
-        /* hdr + size cannot overflow: the caller checked it against SIZE_MAX. */
-        uint64_t want = (uint64_t)hdr + size;
-        if (s->size < want)
-            return dn_fail(err, DN_ERR_FORMAT,
-                           "%s: offset %llu: truncated: file ends after %llu bytes, expected "
-                           "%llu (%zu header bytes + %s)",
-                           s->path, (unsigned long long)s->size, (unsigned long long)s->size,
-                           (unsigned long long)want, hdr, desc);
-        if (s->size > want)
-            return dn_fail(err, DN_ERR_FORMAT,
-                           "%s: offset %llu: %llu trailing bytes after %s, expected the end of "
-                           "the file",
-                           s->path, (unsigned long long)want,
-                           (unsigned long long)(s->size - want), desc);
-    }
-    /* Known sizes are allocated at once; otherwise grow as data arrives. */
-    size_t cap = s->size_known || size < IDX_FIRST_CHUNK ? size : IDX_FIRST_CHUNK;
-    uint8_t *buf = malloc(cap);
+    /* A plain file's size is known to be right, so it is allocated at
+     * once; a gzip stream's memory grows as data actually arrives. */
+    size_t cap = !s->gz || size < IDX_FIRST_CHUNK ? size : IDX_FIRST_CHUNK;
+    uint8_t *buf = malloc(cap ? cap : 1);
     if (!buf)
         return dn_fail(err, DN_ERR_NOMEM, "%s: cannot allocate %zu bytes for %s", s->path, cap,
                        desc);
@@ -293,6 +310,75 @@ static dn_status read_payload(idx_src *s, size_t hdr, size_t size, const char *d
 }
 
 /* ------------------------------------------------------------------------ */
+/* Headers                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* What an IDX header says, with the payload size it implies. */
+typedef struct idx_head {
+    uint32_t dims[3];       /* images: n, rows, cols; labels: n */
+    size_t hdr, size;       /* header and payload bytes */
+    char desc[96];          /* "10000 images of 28x28", for messages */
+} idx_head;
+
+/* Opens path, reads its header and checks the payload size the header
+ * implies against the file (check_size). On success s is open at the
+ * start of the payload; on failure it is closed. */
+static dn_status open_checked(idx_src *s, const char *path, int images, idx_head *h,
+                              dn_error *err)
+{
+    static const char *const image_dims[3] = {"image count", "row count", "column count"};
+    static const char *const label_dims[1] = {"label count"};
+    memset(h, 0, sizeof *h);
+    dn_status st = src_open(s, path, err);
+    if (st)
+        return st;
+    uint32_t *d = h->dims;
+    if (images)
+        st = read_header(s, IDX_MAGIC_IMAGES, 3, image_dims, d, err);
+    else
+        st = read_header(s, IDX_MAGIC_LABELS, 1, label_dims, d, err);
+    if (st) {
+        src_close(s);
+        return st;
+    }
+    h->hdr = images ? 16 : 8;
+    if (!images) {
+        h->size = d[0];
+        snprintf(h->desc, sizeof h->desc, "%u labels", (unsigned)d[0]);
+    } else {
+        /* Overflow-safe n * rows * cols + 16: a hostile header must give
+         * an error, not a wrapped size or a giant allocation. */
+        size_t plane;
+        if (!dn_mul_size(d[1], d[2], &plane) || !dn_mul_size(d[0], plane, &h->size) ||
+            h->size > SIZE_MAX - 16) {
+            src_close(s);
+            return dn_fail(err, DN_ERR_FORMAT,
+                           "%s: offset 4: header claims %u images of %ux%u, more bytes than "
+                           "memory can address",
+                           path, (unsigned)d[0], (unsigned)d[1], (unsigned)d[2]);
+        }
+        snprintf(h->desc, sizeof h->desc, "%u images of %ux%u", (unsigned)d[0],
+                 (unsigned)d[1], (unsigned)d[2]);
+    }
+    st = check_size(s, h->hdr, h->size, h->desc, err);
+    if (st)
+        src_close(s);
+    return st;
+}
+
+dn_status dn_idx_read_header(const char *path, int images, uint32_t *dims, dn_error *err)
+{
+    idx_src s;
+    idx_head h;
+    dn_status st = open_checked(&s, path, images, &h, err);
+    if (st)
+        return st;
+    src_close(&s);
+    memcpy(dims, h.dims, (images ? 3 : 1) * sizeof *dims);
+    return DN_OK;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Public readers                                                           */
 /* ------------------------------------------------------------------------ */
 
@@ -303,39 +389,19 @@ dn_status dn_idx_read_images(const char *path, uint8_t **pixels, size_t *n, uint
         return dn_fail(err, DN_ERR_ARG, "dn_idx_read_images: NULL argument");
     *pixels = NULL;
     idx_src s;
-    dn_status st = src_open(&s, path, err);
+    idx_head h;
+    dn_status st = open_checked(&s, path, 1, &h, err);
     if (st)
         return st;
-    static const char *const names[3] = {"image count", "row count", "column count"};
-    uint32_t d[3];
-    st = read_header(&s, IDX_MAGIC_IMAGES, 3, names, d, err);
-    if (st) {
-        src_close(&s);
-        return st;
-    }
-    /* Overflow-safe n * rows * cols + 16: a hostile header must give an
-     * error, not a wrapped size or a giant allocation. */
-    size_t plane, size;
-    if (!dn_mul_size(d[1], d[2], &plane) || !dn_mul_size(d[0], plane, &size) ||
-        size > SIZE_MAX - 16) {
-        src_close(&s);
-        return dn_fail(err, DN_ERR_FORMAT,
-                       "%s: offset 4: header claims %u images of %ux%u, more bytes than "
-                       "memory can address",
-                       path, (unsigned)d[0], (unsigned)d[1], (unsigned)d[2]);
-    }
-    char desc[96];
-    snprintf(desc, sizeof desc, "%u images of %ux%u", (unsigned)d[0], (unsigned)d[1],
-             (unsigned)d[2]);
     uint8_t *buf;
-    st = read_payload(&s, 16, size, desc, &buf, err);
+    st = read_payload(&s, h.hdr, h.size, h.desc, &buf, err);
     src_close(&s);
     if (st)
         return st;
     *pixels = buf;
-    *n = d[0];
-    *rows = d[1];
-    *cols = d[2];
+    *n = h.dims[0];
+    *rows = h.dims[1];
+    *cols = h.dims[2];
     return DN_OK;
 }
 
@@ -348,23 +414,16 @@ dn_status dn_idx_read_labels(const char *path, uint8_t **labels, size_t *n, unsi
     if (max_label == 0)
         return dn_fail(err, DN_ERR_ARG, "dn_idx_read_labels: max_label is 0, no label could pass");
     idx_src s;
-    dn_status st = src_open(&s, path, err);
+    idx_head h;
+    dn_status st = open_checked(&s, path, 0, &h, err);
     if (st)
         return st;
-    static const char *const names[1] = {"label count"};
-    uint32_t count;
-    st = read_header(&s, IDX_MAGIC_LABELS, 1, names, &count, err);
-    if (st) {
-        src_close(&s);
-        return st;
-    }
-    char desc[64];
-    snprintf(desc, sizeof desc, "%u labels", (unsigned)count);
     uint8_t *buf;
-    st = read_payload(&s, 8, count, desc, &buf, err);
+    st = read_payload(&s, h.hdr, h.size, h.desc, &buf, err);
     src_close(&s);
     if (st)
         return st;
+    uint32_t count = h.dims[0];
     for (size_t i = 0; i < count; i++) {
         if (buf[i] >= max_label) {
             unsigned bad = buf[i];

@@ -7,6 +7,7 @@
 #include "digitnet.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 #if defined(__GNUC__)
 #define DN_PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -23,6 +24,40 @@ dn_status dn_fail(dn_error *err, dn_status st, const char *fmt, ...)
 float *dn_alloc_floats(size_t n);
 void *dn_alloc_bytes(size_t n);
 void dn_free(void *p);
+
+/* Opens path for reading and checks, without blocking, that it is a
+ * regular file: a FIFO, device, socket or directory is refused at once
+ * (DN_ERR_IO "PATH: is a FIFO (named pipe), not a regular file")
+ * instead of hanging in open or read. On success *fd is a blocking,
+ * close-on-exec descriptor the caller closes and *size the file's size;
+ * on failure *fd is -1. Every file the library reads is opened here. */
+dn_status dn_open_regular(const char *path, int *fd, uint64_t *size, dn_error *err);
+
+/* Reads exactly n bytes at offset pos of fd (opened from path, named in
+ * messages). DN_ERR_IO on a read error, DN_ERR_FORMAT if the file ends
+ * first (it shrank after its size was taken). */
+dn_status dn_read_at(int fd, const char *path, void *buf, uint64_t n, uint64_t pos,
+                     dn_error *err);
+
+/* Reads the whole regular file at path (opened with dn_open_regular) into
+ * a malloc'd buffer *data of *size bytes, which has one spare byte after
+ * the end. A file over max bytes is DN_ERR_FORMAT before anything is
+ * allocated. */
+dn_status dn_read_regular(const char *path, uint64_t max, uint8_t **data, size_t *size,
+                          dn_error *err);
+
+/* Reads only the header of an IDX file (images != 0: 0x00000803 with
+ * n, rows, cols into dims[0..2]; else labels 0x00000801 with n into
+ * dims[0]) and checks the size it implies against the file, as
+ * dn_idx_read_images does before reading any payload; so a caller can
+ * compare two files' headers before paying for either payload. */
+dn_status dn_idx_read_header(const char *path, int images, uint32_t *dims, dn_error *err);
+
+/* DN_ERR_FORMAT naming name for the inputs on which stb_image itself goes
+ * wrong (src/stbguard.c): a JPEG Huffman table of more than 256 codes,
+ * which overflows stb's tables, and a PGM/PPM header number above INT_MAX,
+ * which overflows its int. Other data passes. Called before stb sees it. */
+dn_status dn_stb_guard(const uint8_t *p, size_t n, const char *name, dn_error *err);
 
 /* Writes the concatenation of nparts buffers to path atomically (temporary
  * file PATH.PID-XXXXXX.tmp in the same directory, fsync, rename, fsync of

@@ -200,6 +200,11 @@ void dn_work_set_reference(dn_work *w, int on)
         w->reference = on != 0;
 }
 
+int dn_work_max_batch(const dn_work *w)
+{
+    return w ? w->max_batch : 0;
+}
+
 dn_fast_plan *dn_work_fast(dn_work *w)
 {
     return w ? w->fast : NULL;

@@ -19,6 +19,10 @@ dn_status dn_spec_build(dn_model *m, const char *spec, dn_shape input,
 typedef struct dn_fast_plan dn_fast_plan;
 dn_fast_plan *dn_work_fast(dn_work *w);
 
+/* The largest batch w takes (its max_batch), for library code that runs
+ * several passes in batches of it (src/explain.c). */
+int dn_work_max_batch(const dn_work *w);
+
 /* Largest per-sample tensor a model may hold (elements), so that every
  * index inside a plane or a sample fits comfortably in an int. */
 #define DN_MAX_TENSOR ((int64_t)1 << 26)

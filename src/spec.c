@@ -200,9 +200,19 @@ static int canonical(char *buf, size_t size, const dn_layer *L)
         else
             n = snprintf(p, room, "%smaxpool k%d s%d p%d", sep, L->k, L->stride, L->pad);
         break;
-    case DN_DROPOUT2D:
-        n = snprintf(p, room, "%sdropout2d %g", sep, (double)L->p);
+    case DN_DROPOUT2D: {
+        /* The shortest text that reads back as the same float: "%g" would
+         * turn 0.1111111111 into 0.111111, another dropout rate once the
+         * spec is saved in a model file and read back. */
+        char num[32];
+        for (int digits = 6; digits <= 9; digits++) {
+            snprintf(num, sizeof num, "%.*g", digits, (double)L->p);
+            if ((float)strtod(num, NULL) == L->p)
+                break;
+        }
+        n = snprintf(p, room, "%sdropout2d %s", sep, num);
         break;
+    }
     case DN_FLATTEN:
         n = snprintf(p, room, "%sflatten", sep);
         break;
@@ -434,4 +444,29 @@ dn_status dn_spec_build(dn_model *m, const char *spec, dn_shape input,
     }
     m->n_params = offset;
     return DN_OK;
+}
+
+dn_status dn_model_check_classifier(const dn_model *m, int classes, dn_error *err)
+{
+    if (!m || m->n_layers < 1)
+        return dn_fail(err, DN_ERR_ARG, "dn_model_check_classifier: no model");
+    const dn_layer *last = &m->layers[m->n_layers - 1];
+    int outputs = dn_model_classes(m);
+    if (last->kind == DN_LOGSOFTMAX && outputs == classes)
+        return DN_OK;
+    /* The last item of the canonical spec, as the user would write it. */
+    const char *tail = strrchr(m->spec, ',');
+    tail = tail ? tail + 1 : m->spec;
+    while (*tail == ' ')
+        tail++;
+    char fix[64];
+    if (outputs == classes)
+        snprintf(fix, sizeof fix, "add 'logsoftmax' at the end");
+    else if (last->kind == DN_LOGSOFTMAX)
+        snprintf(fix, sizeof fix, "make the last fc 'fc %d'", classes);
+    else
+        snprintf(fix, sizeof fix, "finish the spec with 'fc %d, logsoftmax'", classes);
+    return dn_fail(err, DN_ERR_SHAPE, "the model ends in '%s' with %d outputs, but a "
+                   "classifier of %d classes must end in %d log-probabilities: %s", tail,
+                   outputs, classes, classes, fix);
 }

@@ -250,24 +250,12 @@ static dn_status check_config(const dn_train_config *c, const dn_dataset *train,
 {
     if (c->epochs < 0)
         return dn_fail(err, DN_ERR_ARG, "epochs must be >= 0, got %d", c->epochs);
-    if (c->batch < 1 || c->batch > 1000000)
-        return dn_fail(err, DN_ERR_ARG, "batch size must be in 1..1000000, got %d", c->batch);
     if (train->n > UINT32_MAX)
         return dn_fail(err, DN_ERR_ARG, "%zu training images are more than supported", train->n);
     if (c->val >= train->n)
         return dn_fail(err, DN_ERR_ARG, "cannot hold out %zu of %zu training images for "
                        "validation", c->val, train->n);
-    if (c->sched.kind == DN_SCHED_STEP && c->sched.step_size < 1)
-        return dn_fail(err, DN_ERR_ARG, "step schedule: step size must be >= 1 epoch, got %d",
-                       c->sched.step_size);
-    if (!(c->sched.gamma > 0) || !isfinite(c->sched.gamma))
-        return dn_fail(err, DN_ERR_ARG, "schedule gamma must be > 0, got %g", c->sched.gamma);
-    if (c->sched.kind == DN_SCHED_ONECYCLE &&
-        (!(c->sched.pct_start >= 0 && c->sched.pct_start <= 1) || !(c->sched.div_factor > 0) ||
-         !(c->sched.final_div_factor > 0)))
-        return dn_fail(err, DN_ERR_ARG, "one-cycle schedule: pct_start must be in [0, 1] and "
-                       "the div factors > 0");
-    return dn_optim_check(&c->optim, err);
+    return dn_recipe_check(c, err);
 }
 
 /* What the run trains and evaluates on. Training images are [0, n_train);

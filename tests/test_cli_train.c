@@ -7,6 +7,7 @@
  */
 #include "test.h"
 
+#include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
 #include <signal.h>
@@ -351,6 +352,161 @@ static void test_ctrl_c_writes_checkpoint_exit_130(void **state)
     }
 }
 
+/* For t_in_child: runs the digitnet arguments arg, output into msg. */
+static int child_run(void *arg, char *msg, size_t size)
+{
+    return t_run(msg, size, "%s", (const char *)arg);
+}
+
+/* A FIFO given as the model is refused at once; it was opened and waited
+ * on forever. */
+static void test_fifo_model_refused(void **state)
+{
+    (void)state;
+    char fifo[512], args[1200], msg[2048];
+    t_tmppath(fifo, sizeof fifo, "model.fifo");
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    snprintf(args, sizeof args, "eval --model '%s' --data '%s'", fifo, t_mnist_dir());
+    int rc = t_in_child(child_run, args, 20, NULL, msg, sizeof msg);
+    if (rc < 0) {
+        /* It hung: let the stuck reader go, so that it does not outlive
+         * the test. */
+        int fd = open(fifo, O_WRONLY | O_NONBLOCK);
+        if (fd >= 0)
+            close(fd);
+    }
+    if (rc != 1 || !strstr(msg, fifo) || !strstr(msg, "FIFO"))
+        fail_msg("eval --model FIFO: wanted exit 1 naming the FIFO, got %d: %s", rc, msg);
+}
+
+/* Saves m with extras x to path after applying one edit to a metadata
+ * value (key, value) or nothing (key NULL). */
+static void save_variant(const dn_model *m, dn_file_extras *x, const char *path,
+                         const char *key, const char *value)
+{
+    char keep[1024] = "";
+    int at = -1;
+    for (int i = 0; key && i < x->n_meta; i++)
+        if (!strcmp(x->meta[i].key, key))
+            at = i;
+    if (key) {
+        assert_true(at >= 0);
+        snprintf(keep, sizeof keep, "%s", x->meta[at].value);
+        snprintf(x->meta[at].value, sizeof x->meta[at].value, "%s", value);
+    }
+    dn_error err = {0};
+    if (dn_model_save(m, path, x, &err) != DN_OK)
+        fail_msg("dn_model_save: %s", err.msg);
+    if (key)
+        snprintf(x->meta[at].value, sizeof x->meta[at].value, "%s", keep);
+}
+
+/* Checkpoints with corrupt values: exit 1 naming the file and the key (a
+ * bad file), not exit 2 pointing at flags nobody gave. */
+static void test_bad_checkpoint_exit_1(void **state)
+{
+    (void)state;
+    char ck[512], bad[512];
+    t_tmppath(ck, sizeof ck, "ck.safetensors");
+    t_tmppath(bad, sizeof bad, "ck-bad.safetensors");
+    assert_int_equal(t_run(out, sizeof out, "train " SMALL " --epochs 1 --threads 1 --out '%s'",
+                           t_mnist_dir(), ck),
+                     0);
+    dn_error err = {0};
+    dn_file_extras x;
+    dn_model *m = dn_model_load(ck, &x, &err);
+    if (!m)
+        fail_msg("dn_model_load: %s", err.msg);
+    const char *cfg = dn_file_extras_get(&x, "train.config");
+    assert_non_null(cfg);
+    char neg_lr[1024];
+    const char *lr = strstr(cfg, "\"lr\":1.0");
+    assert_non_null(lr);
+    snprintf(neg_lr, sizeof neg_lr, "%.*s\"lr\":-1.0%s", (int)(lr - cfg), cfg,
+             lr + strlen("\"lr\":1.0"));
+
+    static const struct {
+        const char *key, *phrase;
+    } cases[] = {
+        {"train.epoch", "\"train.epoch\" is \"99999999999\""},
+        {"train.config", "learning rate must be >= 0"},
+        {"train.batch", "\"train.batch\" is \"x\""},
+    };
+    const char *values[] = {"99999999999", neg_lr, "x"};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        save_variant(m, &x, bad, cases[i].key, values[i]);
+        int rc = t_run(out, sizeof out, "train --resume '%s' --epochs 3 --data '%s'", bad,
+                       t_mnist_dir());
+        if (rc != 1 || !strstr(out, bad) || !strstr(out, cases[i].phrase) ||
+            strstr(out, "--help"))
+            fail_msg("resume with bad %s: wanted exit 1 naming the file and '%s', got %d: %s",
+                     cases[i].key, cases[i].phrase, rc, out);
+    }
+
+    /* NaN in the optimizer state: written as a marker value, then patched
+     * in the file (save refuses NaN), with the checksum key renamed so
+     * that only the value is wrong. */
+    float *sq = NULL;
+    for (int i = 0; i < x.n_tensors; i++)
+        if (!strcmp(x.tensors[i].name, "optim.square_avg"))
+            sq = x.tensors[i].data;
+    assert_non_null(sq);
+    const float marker = 1234567.0f, nan = NAN;
+    sq[7] = marker;
+    save_variant(m, &x, bad, NULL, NULL);
+    size_t n;
+    char *b = t_read_file(bad, &n);
+    assert_non_null(b);
+    char *sum = strstr(b + 8, "\"checksum\":");
+    assert_non_null(sum);
+    memcpy(sum, "\"checksun\":", strlen("\"checksun\":"));
+    size_t hit = 8;
+    while (hit + 4 <= n && memcmp(b + hit, &marker, 4) != 0)
+        hit++;
+    assert_true(hit + 4 <= n);
+    memcpy(b + hit, &nan, 4);
+    t_write_file(bad, b, n);
+    free(b);
+    int rc = t_run(out, sizeof out, "train --resume '%s' --epochs 3 --data '%s'", bad,
+                   t_mnist_dir());
+    if (rc != 1 || !strstr(out, bad) || !strstr(out, "optim.square_avg") || !strstr(out, "NaN"))
+        fail_msg("resume with NaN optimizer state: wanted exit 1 naming the tensor, got %d: %s",
+                 rc, out);
+    dn_file_extras_free(&x);
+    dn_model_free(m);
+}
+
+/* A spec that does not end in 10 log-probabilities is a bad --arch: exit
+ * 2 before anything is written. */
+static void test_arch_not_a_classifier(void **state)
+{
+    (void)state;
+    char model[512], metrics[600];
+    t_tmppath(model, sizeof model, "keep.safetensors");
+    snprintf(metrics, sizeof metrics, "%s.metrics.jsonl", model);
+    static const char original[] = "an earlier model";
+    static const char history[] = "{\"epoch\":1}\n";
+    t_write_file(model, original, sizeof original);
+    t_write_file(metrics, history, strlen(history));
+    static const char *const specs[] = {"conv 8, relu", "flatten, fc 10",
+                                        "flatten, fc 12, logsoftmax"};
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        int rc = t_run(out, sizeof out, "train " SMALL " --epochs 1 --arch '%s' --out '%s'",
+                       t_mnist_dir(), specs[i], model);
+        if (rc != 2 || !strstr(out, "10 log-probabilities"))
+            fail_msg("--arch '%s': wanted exit 2, got %d: %s", specs[i], rc, out);
+        size_t n;
+        char *now = t_read_file(model, &n);
+        assert_non_null(now);
+        assert_memory_equal(now, original, sizeof original);
+        free(now);
+        now = t_read_file(metrics, &n);
+        assert_non_null(now);
+        assert_string_equal(now, history);
+        free(now);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -359,6 +515,9 @@ int main(void)
         cmocka_unit_test(test_eval_missing_model),
         cmocka_unit_test(test_eval_logprobs_out),
         cmocka_unit_test(test_ctrl_c_writes_checkpoint_exit_130),
+        cmocka_unit_test(test_fifo_model_refused),
+        cmocka_unit_test(test_bad_checkpoint_exit_1),
+        cmocka_unit_test(test_arch_not_a_classifier),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

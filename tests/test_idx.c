@@ -490,8 +490,8 @@ static void test_broken_gzip(void **state)
     size_t isz;
 
     /* A tiny .gz whose header claims 2^32-1 images of 32767x32767 (about
-     * 2^62 bytes). Allocating the claim up front would fail (and abort
-     * under ASan); growing with the data gives a truncation error. */
+     * 2^62 bytes): more than any gzip file of its size can expand to, so
+     * it is refused before anything is allocated or decompressed. */
     uint8_t *img = idx_images(2, 28, 28, 0, &isz);
     put_be32(img + 4, 0xffffffffu);
     put_be32(img + 8, 0x7fff);
@@ -499,7 +499,7 @@ static void test_broken_gzip(void **state)
     t_tmppath(path, sizeof path, "huge-claim.gz");
     write_gz(path, img, isz);
     expect_error(read_images(path, &err), &err, DN_ERR_FORMAT, path, "truncated",
-                 "offset 1584 (decompressed)", NULL);
+                 "gzip file of", "decompresses to at most", NULL);
     /* The same claim in a plain file is refused from its size alone. */
     t_tmppath(path, sizeof path, "huge-claim");
     t_write_file(path, img, isz);
@@ -622,6 +622,181 @@ static void test_broken_datasets(void **state)
                  "unknown dataset 'cifar'", NULL);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Hostile headers cost nothing (memory measured in a child)                */
+/* ------------------------------------------------------------------------ */
+
+/* Memory a refusal may take: well below the tens of megabytes a reader
+ * that trusted the header would decompress or allocate. */
+#define REFUSAL_KB (16 * 1024)
+
+/* A gzip file of the IDX header hdr (hlen bytes) followed by `zeros` zero
+ * bytes: a stream that really decompresses to that much, as a bomb does. */
+static void write_gz_zeros(const char *path, const uint8_t *hdr, size_t hlen, size_t zeros)
+{
+    gzFile gz = gzopen(path, "wb1");
+    assert_non_null(gz);
+    assert_int_equal(gzwrite(gz, hdr, (unsigned)hlen), (int)hlen);
+    static const uint8_t block[1 << 16];
+    for (size_t done = 0; done < zeros; done += sizeof block) {
+        size_t n = zeros - done < sizeof block ? zeros - done : sizeof block;
+        assert_int_equal(gzwrite(gz, block, (unsigned)n), (int)n);
+    }
+    assert_int_equal(gzclose(gz), Z_OK);
+}
+
+static void images_header(uint8_t *h, uint32_t n, uint32_t rows, uint32_t cols)
+{
+    put_be32(h, 0x803);
+    put_be32(h + 4, n);
+    put_be32(h + 8, rows);
+    put_be32(h + 12, cols);
+}
+
+/* For t_in_child: the status of reading images (arg: a path), the
+ * message into msg. */
+static int child_read_images(void *arg, char *msg, size_t size)
+{
+    dn_error err = {0};
+    uint8_t *px = NULL;
+    size_t n;
+    uint32_t r, c;
+    dn_status st = dn_idx_read_images(arg, &px, &n, &r, &c, &err);
+    free(px);
+    snprintf(msg, size, "%s", err.msg);
+    return (int)st;
+}
+
+static int child_read_labels(void *arg, char *msg, size_t size)
+{
+    dn_error err = {0};
+    uint8_t *lb = NULL;
+    size_t n;
+    dn_status st = dn_idx_read_labels(arg, &lb, &n, 10, &err);
+    free(lb);
+    snprintf(msg, size, "%s", err.msg);
+    return (int)st;
+}
+
+/* arg: the directory of a "train" split. */
+static int child_load_dataset(void *arg, char *msg, size_t size)
+{
+    dn_error err = {0};
+    dn_dataset ds;
+    dn_status st = dn_dataset_load(&ds, arg, "train", "mnist", &err);
+    dn_dataset_free(&ds);
+    snprintf(msg, size, "%s", err.msg);
+    return (int)st;
+}
+
+/* Runs fn(path) in a child and checks it failed with `want`, quickly and
+ * cheaply, with a message naming path and holding phrase. */
+static void expect_cheap_refusal(int (*fn)(void *, char *, size_t), const char *path,
+                                 dn_status want, const char *phrase)
+{
+    char msg[512];
+    long grew = 0;
+    int rc = t_in_child(fn, (void *)path, 20, &grew, msg, sizeof msg);
+    if (rc != (int)want || !strstr(msg, path) || !strstr(msg, phrase))
+        fail_msg("%s: wanted %s mentioning '%s', got %d: %s", path, dn_status_str(want), phrase,
+                 rc, msg);
+    if (grew > REFUSAL_KB)
+        fail_msg("%s: refusing took %ld KB of memory (at most %d expected): %s", path, grew,
+                 REFUSAL_KB, msg);
+    if (getenv("DN_TEST_VERBOSE"))
+        print_message("refused with %ld KB: %s\n", grew, msg);
+}
+
+static void test_gzip_false_headers(void **state)
+{
+    (void)state;
+    char path[1024];
+    uint8_t h[16];
+
+    /* The issue's bomb, scaled down: a .gz of a few hundred KB whose 64 MB
+     * of zeros follow a header claiming 4,294,967,295 images. Trusting
+     * the header meant decompressing all of it before "truncated". */
+    images_header(h, 0xffffffffu, 28, 28);
+    t_tmppath(path, sizeof path, "bomb-count.gz");
+    write_gz_zeros(path, h, sizeof h, (size_t)64 << 20);
+    expect_cheap_refusal(child_read_images, path, DN_ERR_FORMAT, "decompresses to at most");
+
+    /* One 65535x65535 image (4 GB) in the same few hundred KB. */
+    images_header(h, 1, 65535, 65535);
+    t_tmppath(path, sizeof path, "bomb-side.gz");
+    write_gz_zeros(path, h, sizeof h, (size_t)64 << 20);
+    expect_cheap_refusal(child_read_images, path, DN_ERR_FORMAT, "1 images of 65535x65535");
+
+    /* Labels: 4,294,967,295 claimed, 64 MB present. */
+    put_be32(h, 0x801);
+    put_be32(h + 4, 0xffffffffu);
+    t_tmppath(path, sizeof path, "bomb-labels.gz");
+    write_gz_zeros(path, h, 8, (size_t)64 << 20);
+    expect_cheap_refusal(child_read_labels, path, DN_ERR_FORMAT, "4294967295 labels");
+}
+
+static void test_dataset_checks_headers_first(void **state)
+{
+    (void)state;
+    char dir[1024], path[2048];
+    uint8_t h[16];
+    size_t lsz;
+
+    /* Four 4096x4096 images that really are in the file (64 MB of zeros,
+     * within deflate's ratio): the dataset wants 28x28, which the header
+     * already tells, so no pixel may be read. */
+    t_tmppath(dir, sizeof dir, "big-side");
+    make_dir(dir);
+    uint8_t *lab = idx_labels(4, &lsz);
+    snprintf(path, sizeof path, "%s/train-labels-idx1-ubyte", dir);
+    t_write_file(path, lab, lsz);
+    free(lab);
+    images_header(h, 4, 4096, 4096);
+    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte.gz", dir);
+    write_gz_zeros(path, h, sizeof h, (size_t)64 << 20);
+    expect_cheap_refusal(child_load_dataset, dir, DN_ERR_SHAPE, "4096x4096, expected 28x28");
+
+    /* 85,000 real 28x28 images (64 MB) but 10 labels: the counts are
+     * compared from the two headers before either payload. */
+    t_tmppath(dir, sizeof dir, "many-images");
+    make_dir(dir);
+    lab = idx_labels(10, &lsz);
+    snprintf(path, sizeof path, "%s/train-labels-idx1-ubyte", dir);
+    t_write_file(path, lab, lsz);
+    free(lab);
+    images_header(h, 85000, 28, 28);
+    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte.gz", dir);
+    write_gz_zeros(path, h, sizeof h, (size_t)85000 * 784);
+    expect_cheap_refusal(child_load_dataset, dir, DN_ERR_FORMAT, "10 labels, expected 85000");
+}
+
+/* A FIFO where a file is expected must be refused at once: opening one
+ * for reading waits for a writer that never comes. */
+static void test_fifo_refused(void **state)
+{
+    (void)state;
+    char path[2048], dir[1024];
+    t_tmppath(path, sizeof path, "fifo-idx");
+    if (mkfifo(path, 0600) != 0)
+        fail_msg("mkfifo %s failed", path);
+    expect_cheap_refusal(child_read_images, path, DN_ERR_IO, "is a FIFO");
+    expect_cheap_refusal(child_read_labels, path, DN_ERR_IO, "is a FIFO");
+    expect_cheap_refusal(child_read_images, "/dev/zero", DN_ERR_IO, "is a device");
+
+    /* A dataset whose images file is a FIFO. */
+    t_tmppath(dir, sizeof dir, "fifo-dataset");
+    make_dir(dir);
+    size_t lsz;
+    uint8_t *lab = idx_labels(3, &lsz);
+    snprintf(path, sizeof path, "%s/train-labels-idx1-ubyte", dir);
+    t_write_file(path, lab, lsz);
+    free(lab);
+    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte", dir);
+    if (mkfifo(path, 0600) != 0)
+        fail_msg("mkfifo %s failed", path);
+    expect_cheap_refusal(child_load_dataset, dir, DN_ERR_IO, "is a FIFO");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -629,7 +804,9 @@ int main(void)
         cmocka_unit_test(test_mnist_readers),   cmocka_unit_test(test_fashion_gz),
         cmocka_unit_test(test_names),           cmocka_unit_test(test_broken_headers),
         cmocka_unit_test(test_broken_sizes),    cmocka_unit_test(test_broken_gzip),
-        cmocka_unit_test(test_broken_datasets),
+        cmocka_unit_test(test_broken_datasets), cmocka_unit_test(test_gzip_false_headers),
+        cmocka_unit_test(test_dataset_checks_headers_first),
+        cmocka_unit_test(test_fifo_refused),
     };
     return cmocka_run_group_tests_name("idx", tests, NULL, NULL);
 }

@@ -148,6 +148,10 @@ static void test_spec_forms(void **state)
         {"dropout2d 0", "dropout2d 0"},
         {"dropout2d 1", "dropout2d 1"},
         {"flatten, fc 5, relu, fc 3, logsoftmax", "flatten, fc 5, relu, fc 3, logsoftmax"},
+        /* As many digits as the float needs (found by fuzzing: "%g" made
+         * this 0.111111, another rate once saved in a model file). */
+        {"dropout2d 0.1111111111", "dropout2d 0.11111111"},
+        {"dropout2d 0.1", "dropout2d 0.1"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         dn_model *m = build(cases[i].spec, MNIST, 0);
@@ -156,6 +160,7 @@ static void test_spec_forms(void **state)
         dn_model *again = build(m->spec, MNIST, 0);
         assert_string_equal(again->spec, m->spec);
         assert_int_equal(again->n_params, m->n_params);
+        assert_memory_equal(again->layers, m->layers, sizeof m->layers);
         dn_model_free(again);
         dn_model_free(m);
     }

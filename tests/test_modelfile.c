@@ -12,6 +12,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -213,13 +214,13 @@ static void test_roundtrip_bit_identical(void **state)
     m->mean = 0.123456789f;
     m->std = 0.987654321f;
     snprintf(m->dataset, sizeof m->dataset, "fashion");
-    /* Values a text format would lose: -0, a denormal, NaN with a payload,
-     * infinities. */
+    /* Values a text format would lose: -0, the smallest denormal, the
+     * largest float (non-finite values are refused, see
+     * test_nonfinite_refused). */
     m->params[0] = -0.0f;
     m->params[1] = 1e-45f;
-    uint32_t nan_bits = 0x7fc01234u;
-    memcpy(&m->params[2], &nan_bits, 4);
-    m->params[3] = INFINITY;
+    m->params[2] = FLT_MAX;
+    m->params[3] = -FLT_MAX;
 
     dn_file_extras x;
     memset(&x, 0, sizeof x);
@@ -703,6 +704,33 @@ static void test_hostile_model(void **state)
     dn_model_free(l);
 }
 
+/* Extras that dn_model_save would refuse to write back are refused when
+ * read (found by fuzz_modelfile: an empty metadata key loaded, then the
+ * model could not be saved). */
+static void test_extras_save_would_refuse(void **state)
+{
+    (void)state;
+    char good[512], path[512];
+    tmp(good, "extras-roundtrip.safetensors");
+    dn_model *m = new_model("flatten, fc 10, logsoftmax", 6);
+    dn_file_extras x;
+    memset(&x, 0, sizeof x);
+    float v[3] = {1, 2, 3};
+    x.n_tensors = 1;
+    snprintf(x.tensors[0].name, sizeof x.tensors[0].name, "optim.square_avg");
+    x.tensors[0].data = v;
+    x.tensors[0].len = 3;
+    save_ok(m, good, &x);
+    dn_model_free(m);
+
+    tmp(path, "empty-key.safetensors");
+    edit_header(good, path, "\"format\":", "\"\":");
+    expect_refused(path, "metadata with an empty key");
+    tmp(path, "empty-tensor-name.safetensors");
+    edit_header(good, path, "\"optim.square_avg\":", "\"\":");
+    expect_refused(path, "a tensor with an empty name");
+}
+
 /* Extra tensors beyond what dn_file_extras holds are an error only when
  * the caller asked for them. */
 static void test_too_many_extras(void **state)
@@ -924,6 +952,157 @@ static int teardown_tmpdir(void **state)
     return 0;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Hostile files that would cost memory or time, and non-finite values      */
+/* ------------------------------------------------------------------------ */
+
+/* For t_in_child: the status of loading the model file arg. */
+static int child_load(void *arg, char *msg, size_t size)
+{
+    dn_error err = {0};
+    dn_file_extras x;
+    dn_model *m = dn_model_load(arg, &x, &err);
+    dn_status st = m ? DN_OK : err.status;
+    dn_model_free(m);
+    dn_file_extras_free(&x);
+    snprintf(msg, size, "%s", err.msg);
+    return (int)st;
+}
+
+static void expect_cheap_refusal(const char *path, dn_status want, const char *phrase)
+{
+    char msg[512];
+    long grew = 0;
+    int rc = t_in_child(child_load, (void *)path, 20, &grew, msg, sizeof msg);
+    if (rc != (int)want || strncmp(msg, path, strlen(path)) != 0 || !strstr(msg, phrase))
+        fail_msg("%s: wanted %s mentioning '%s', got %d: %s", path, dn_status_str(want),
+                 phrase, rc, msg);
+    /* A few MB at most; the network these files claim needs hundreds. */
+    if (grew > 16 * 1024)
+        fail_msg("%s: refusing took %ld KB of memory: %s", path, grew, msg);
+    if (getenv("DN_TEST_VERBOSE"))
+        print_message("refused with %ld KB: %s\n", grew, msg);
+}
+
+/* A tiny file whose metadata describes a huge network must be refused
+ * from the sizes alone, before the network is built. */
+static void test_small_file_huge_spec(void **state)
+{
+    (void)state;
+    char path[512];
+    /* The issue's file is "flatten, fc 32767" on 1x256x256 (8.6 GB); this
+     * one needs 1000 x 65536 floats (262 MB), which building the model
+     * first would allocate and fill. */
+    tmp(path, "huge-spec.safetensors");
+    write_st(path, "{\"__metadata__\":{\"arch\":\"flatten, fc 1000\",\"input\":\"1x256x256\"}}",
+             ~(uint64_t)0, NULL, 0);
+    expect_cheap_refusal(path, DN_ERR_FORMAT, "needs 65537000 parameters");
+    tmp(path, "issue-80-bytes.safetensors");
+    write_st(path, "{\"__metadata__\":{\"arch\":\"flatten, fc 32767\",\"input\":\"1x256x256\"}}",
+             ~(uint64_t)0, NULL, 0);
+    expect_cheap_refusal(path, DN_ERR_FORMAT, "but the data section holds 0 bytes");
+
+    /* Enough bytes for the count but not the right tensors: refused by
+     * name before the parameters are allocated. */
+    static float data[1000 * 16 + 1000];
+    char hdr[512];
+    snprintf(hdr, sizeof hdr, "{\"x\":{\"dtype\":\"F32\",\"shape\":[%zu],\"data_offsets\":"
+             "[0,%zu]},\"__metadata__\":{\"arch\":\"flatten, fc 1000\",\"input\":\"1x4x4\"}}",
+             sizeof data / 4, sizeof data);
+    tmp(path, "wrong-names.safetensors");
+    write_st(path, hdr, ~(uint64_t)0, data, sizeof data);
+    expect_cheap_refusal(path, DN_ERR_FORMAT, "no tensor 'fc1.weight'");
+}
+
+static void test_fifo_refused(void **state)
+{
+    (void)state;
+    char path[512];
+    tmp(path, "model.fifo");
+    if (mkfifo(path, 0600) != 0)
+        fail_msg("mkfifo %s failed", path);
+    expect_cheap_refusal(path, DN_ERR_IO, "is a FIFO (named pipe), not a regular file");
+    expect_cheap_refusal("/dev/null", DN_ERR_IO, "is a device, not a regular file");
+}
+
+/* Writes a copy of src with one float of tensor `name` (element k) set to
+ * v, the checksum metadata renamed so that only the value is wrong. */
+static void poison(const char *src, const char *dst, const char *name, size_t k, float v)
+{
+    char *h;
+    unsigned char *d;
+    size_t dl;
+    split_file(src, &h, &d, &dl);
+    char key[96];
+    snprintf(key, sizeof key, "\"%s\":{\"dtype\":\"F32\"", name);
+    char *at = strstr(h, key);
+    if (!at)
+        fail_msg("no tensor %s in %s", name, src);
+    char *offs = strstr(at, "\"data_offsets\":[");
+    assert_non_null(offs);
+    size_t begin = strtoull(offs + strlen("\"data_offsets\":["), NULL, 10);
+    assert_true(begin + 4 * k + 4 <= dl);
+    memcpy(d + begin + 4 * k, &v, 4);
+    char *sum = strstr(h, "\"checksum\":");
+    if (sum)
+        memcpy(sum, "\"checksun\":", strlen("\"checksun\":"));
+    write_st(dst, h, ~(uint64_t)0, d, dl);
+    free(h);
+    free(d);
+}
+
+static void test_nonfinite_refused(void **state)
+{
+    (void)state;
+    char good[512], path[512];
+    tmp(good, "finite.safetensors");
+    dn_model *m = new_model(NULL, 8);
+    dn_file_extras x;
+    memset(&x, 0, sizeof x);
+    float sq[10] = {0};
+    x.n_tensors = 1;
+    snprintf(x.tensors[0].name, sizeof x.tensors[0].name, "optim.square_avg");
+    x.tensors[0].data = sq;
+    x.tensors[0].len = 10;
+    save_ok(m, good, &x);
+
+    /* Loading: a NaN or an infinity in a parameter, and NaN in a
+     * checkpoint's optimizer state, each named. */
+    tmp(path, "nan-param.safetensors");
+    poison(good, path, "fc2.bias", 3, NAN);
+    expect_refused(path, "tensor 'fc2.bias': element 3 of 10 is NaN (1 non-finite values)");
+    tmp(path, "inf-param.safetensors");
+    poison(good, path, "conv1.weight", 0, -INFINITY);
+    expect_refused(path, "tensor 'conv1.weight': element 0 of 72 is -Inf");
+    tmp(path, "nan-optim.safetensors");
+    poison(good, path, "optim.square_avg", 9, NAN);
+    expect_refused(path, "tensor 'optim.square_avg': element 9 of 10 is NaN");
+    dn_error err = {0};
+    assert_null(dn_model_load(path, NULL, &err));
+    assert_int_equal(err.status, DN_ERR_NUMERIC);
+
+    /* Saving: refused, and the file already there is left as it was. */
+    size_t before_size, after_size;
+    char *before = t_read_file(good, &before_size);
+    assert_non_null(before);
+    m->params[m->layers[0].w_off + 5] = NAN;
+    m->params[m->n_params - 1] = INFINITY;
+    expect_save_fails(m, good, &x, DN_ERR_NUMERIC,
+                      "tensor 'conv1.weight': element 5 of 72 is NaN (1 non-finite values)");
+    m->params[m->layers[0].w_off + 5] = 0;
+    expect_save_fails(m, good, NULL, DN_ERR_NUMERIC, "tensor 'fc2.bias': element 9 of 10 is +Inf");
+    m->params[m->n_params - 1] = 0;
+    sq[4] = NAN;
+    expect_save_fails(m, good, &x, DN_ERR_NUMERIC, "tensor 'optim.square_avg': element 4");
+    char *after = t_read_file(good, &after_size);
+    assert_non_null(after);
+    assert_int_equal(before_size, after_size);
+    assert_memory_equal(before, after, before_size);
+    free(before);
+    free(after);
+    dn_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -936,9 +1115,13 @@ int main(void)
         cmocka_unit_test(test_hostile_sizes),
         cmocka_unit_test(test_hostile_model),
         cmocka_unit_test(test_too_many_extras),
+        cmocka_unit_test(test_extras_save_would_refuse),
         cmocka_unit_test(test_save_unwritable),
         cmocka_unit_test(test_failed_save_keeps_old_file),
         cmocka_unit_test(test_save_bad_arguments),
+        cmocka_unit_test(test_small_file_huge_spec),
+        cmocka_unit_test(test_fifo_refused),
+        cmocka_unit_test(test_nonfinite_refused),
     };
     return cmocka_run_group_tests_name("modelfile", tests, NULL, teardown_tmpdir);
 }

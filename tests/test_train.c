@@ -359,6 +359,142 @@ static void test_augment(void **state)
     assert_true(differ >= 49);
 }
 
+/* A model that does not end in 10 log-probabilities is neither trained
+ * nor evaluated: without logsoftmax the "loss" goes negative, and "conv 8,
+ * relu" would train on 5408 "classes". */
+static void test_classifier_required(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *spec, *phrase;
+    } cases[] = {
+        {"conv 8, relu", "ends in 'relu' with 5408 outputs"},
+        {"flatten, fc 10", "add 'logsoftmax' at the end"},
+        {"flatten, fc 5, logsoftmax", "make the last fc 'fc 10'"},
+        {"flatten, fc 64, relu", "finish the spec with 'fc 10, logsoftmax'"},
+    };
+    dn_shape in = {1, 28, 28};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        dn_error err = {0};
+        dn_model *m = dn_model_new(cases[i].spec, in, 1, &err);
+        assert_non_null(m);
+        record r = {0};
+        dn_train_config c;
+        small_config(&c, &r);
+        c.epochs = 1;
+        assert_int_equal(dn_train(m, &train_set, NULL, &c, NULL, &err), DN_ERR_SHAPE);
+        if (!strstr(err.msg, cases[i].phrase))
+            fail_msg("dn_train of '%s': %s", cases[i].spec, err.msg);
+        assert_int_equal(r.calls, 0);
+        memset(&err, 0, sizeof err);
+        assert_int_equal(dn_evaluate(m, &train_set, 0, 10, 1, 10, NULL, NULL, NULL, &err),
+                         DN_ERR_SHAPE);
+        assert_non_null(strstr(err.msg, cases[i].phrase));
+        assert_int_equal(dn_model_check_classifier(m, 10, &err), DN_ERR_SHAPE);
+        dn_model_free(m);
+    }
+    dn_error err = {0};
+    dn_model *m = new_model(1);
+    assert_int_equal(dn_model_check_classifier(m, 10, &err), DN_OK);
+    assert_int_equal(dn_model_check_classifier(m, 5, &err), DN_ERR_SHAPE);
+    assert_int_equal(dn_model_check_classifier(NULL, 10, &err), DN_ERR_ARG);
+    dn_model_free(m);
+}
+
+/* Sets metadata key of x to value (which must exist). */
+static void set_meta(dn_file_extras *x, const char *key, const char *value)
+{
+    for (int i = 0; i < x->n_meta; i++) {
+        if (!strcmp(x->meta[i].key, key)) {
+            snprintf(x->meta[i].value, sizeof x->meta[i].value, "%s", value);
+            return;
+        }
+    }
+    fail_msg("no metadata %s", key);
+}
+
+/* train.config with `from` replaced by `to`. */
+static void edit_config(dn_file_extras *x, const char *from, const char *to)
+{
+    const char *cfg = dn_file_extras_get(x, "train.config");
+    assert_non_null(cfg);
+    const char *at = strstr(cfg, from);
+    if (!at)
+        fail_msg("'%s' not in %s", from, cfg);
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%.*s%s%s", (int)(at - cfg), cfg, to, at + strlen(from));
+    set_meta(x, "train.config", buf);
+}
+
+/* Corrupt values in a checkpoint are the file's fault (DN_ERR_FORMAT
+ * naming the key), never a usage error and never wrapped or cast into
+ * something else. */
+static void test_checkpoint_bad_values(void **state)
+{
+    (void)state;
+    char path[512];
+    t_tmppath(path, sizeof path, "bad-values.safetensors");
+    record r = {0};
+    dn_train_config c;
+    small_config(&c, &r);
+    c.epochs = 1;
+    c.checkpoint = path;
+    dn_model *m = new_model(1);
+    dn_error err = {0};
+    assert_int_equal(dn_train(m, &train_set, NULL, &c, NULL, &err), DN_OK);
+    dn_model_free(m);
+
+    static const struct {
+        const char *key, *from, *to, *phrase;
+    } cases[] = {
+        {"train.epoch", NULL, "99999999999", "\"train.epoch\" is \"99999999999\""},
+        {"train.epoch", NULL, "-1", "\"train.epoch\" is \"-1\""},
+        {"train.config", "\"lr\":1.0", "\"lr\":-1.0", "learning rate must be >= 0"},
+        {"train.config", "\"batch\":32", "\"batch\":32.5", "not as digitnet writes it"},
+        {"train.config", "\"val\":64", "\"val\":1e300", "\"val\" is missing or out of range"},
+        {"train.config", "\"gamma\":0.69999999999999996", "\"gamma\":0",
+         "gamma must be > 0"},
+        {"train.config", "\"optim\":\"adadelta\"", "\"optim\":\"rmsprop\"", "\"optim\""},
+        {"train.config", "\"seed\":\"1\"", "\"seed\":\"-1\"", "not as digitnet writes it"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        dn_file_extras x;
+        m = dn_model_load(path, &x, &err);
+        if (!m)
+            fail_msg("dn_model_load: %s", err.msg);
+        if (cases[i].from)
+            edit_config(&x, cases[i].from, cases[i].to);
+        else
+            set_meta(&x, cases[i].key, cases[i].to);
+        dn_train_config rc;
+        dn_train_defaults(&rc);
+        int done = -7;
+        memset(&err, 0, sizeof err);
+        dn_status st = dn_train_config_from_checkpoint(&x, &rc, &done, &err);
+        if (st != DN_ERR_FORMAT || !strstr(err.msg, cases[i].phrase) ||
+            !strstr(err.msg, cases[i].key))
+            fail_msg("case %zu: wanted a format error naming %s ('%s'), got %s (done %d): %s",
+                     i, cases[i].key, cases[i].phrase, dn_status_str(st), done, err.msg);
+        assert_int_equal(done, -7);
+        dn_file_extras_free(&x);
+        dn_model_free(m);
+    }
+
+    /* Position metadata the resumed run reads: named too. */
+    dn_file_extras x;
+    m = dn_model_load(path, &x, &err);
+    assert_non_null(m);
+    set_meta(&x, "train.batch", "4294967296000");
+    dn_train_config rc;
+    dn_train_defaults(&rc);
+    assert_int_equal(dn_train_config_from_checkpoint(&x, &rc, NULL, &err), DN_OK);
+    rc.epochs = 2;
+    assert_int_equal(dn_train(m, &train_set, NULL, &rc, &x, &err), DN_ERR_FORMAT);
+    assert_non_null(strstr(err.msg, "\"train.batch\""));
+    dn_file_extras_free(&x);
+    dn_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -371,6 +507,8 @@ int main(void)
         cmocka_unit_test(test_bad_config),
         cmocka_unit_test(test_evaluate_independent_of_threads),
         cmocka_unit_test(test_augment),
+        cmocka_unit_test(test_classifier_required),
+        cmocka_unit_test(test_checkpoint_bad_values),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     dn_model_free(reference);

@@ -4,10 +4,13 @@
 #define _XOPEN_SOURCE 700 /* nftw */
 #include "test.h"
 
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -175,6 +178,105 @@ int t_sh(char *out, size_t out_size, const char *fmt, ...)
     if (WIFSIGNALED(st))
         return 128 + WTERMSIG(st);
     return -1;
+}
+
+/* What the child of t_in_child sends back. */
+typedef struct child_report {
+    int rc;
+    long grew_kb;
+    char msg[512];
+} child_report;
+
+/* AddressSanitizer reserves terabytes of address space for its shadow, so
+ * an address-space limit only works without it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define T_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define T_ASAN 1
+#endif
+#endif
+
+/* Caps the child's address space at what it has plus `extra` bytes, so
+ * that code trusting a hostile size fails an allocation instead of
+ * taking the shared machine's memory. */
+static void limit_memory(size_t extra)
+{
+#ifndef T_ASAN
+    unsigned long pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%lu", &pages) != 1)
+            pages = 0;
+        fclose(f);
+    }
+    if (pages) {
+        struct rlimit rl;
+        rl.rlim_cur = rl.rlim_max = pages * (size_t)sysconf(_SC_PAGESIZE) + extra;
+        setrlimit(RLIMIT_AS, &rl);
+    }
+#else
+    (void)extra;
+#endif
+}
+
+static long peak_kb(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : 0;
+}
+
+int t_in_child(int (*fn)(void *arg, char *msg, size_t size), void *arg, unsigned seconds,
+               long *grew_kb, char *msg, size_t msg_size)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        fail_msg("pipe failed");
+    /* Not inherited by what fn runs: a hung grandchild holding the write
+     * end would keep the parent waiting for the report forever. */
+    fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+    fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        fail_msg("fork failed");
+    if (pid == 0) {
+        close(fds[0]);
+        /* The default action of SIGALRM ends the child: a hang shows up
+         * as a signal, not as a test that never finishes. */
+        signal(SIGALRM, SIG_DFL);
+        alarm(seconds);
+        limit_memory((size_t)1 << 30);
+        child_report r;
+        memset(&r, 0, sizeof r);
+        /* A fork child's peak starts at the parent's size at the fork, so
+         * the difference is what fn itself needed. */
+        long before = peak_kb();
+        r.rc = fn(arg, r.msg, sizeof r.msg);
+        r.grew_kb = peak_kb() - before;
+        ssize_t w = write(fds[1], &r, sizeof r);
+        _exit(w == (ssize_t)sizeof r ? 0 : 1);
+    }
+    close(fds[1]);
+    child_report r;
+    memset(&r, 0, sizeof r);
+    size_t got = 0;
+    while (got < sizeof r) {
+        ssize_t n = read(fds[0], (char *)&r + got, sizeof r - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (grew_kb)
+        *grew_kb = r.grew_kb;
+    if (msg && msg_size)
+        snprintf(msg, msg_size, "%s", got == sizeof r ? r.msg : "(the child died)");
+    if (got != sizeof r || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return -1;
+    return r.rc;
 }
 
 int t_run(char *out, size_t out_size, const char *fmt, ...)

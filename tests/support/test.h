@@ -50,4 +50,15 @@ int t_sh(char *out, size_t out_size, const char *fmt, ...)
 int t_run(char *out, size_t out_size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Runs fn(arg, msg, size) in a forked child that is killed after `seconds`
+ * (so a hang fails the test instead of stalling it), with its address
+ * space capped at 1 GiB more than it starts with (except under
+ * AddressSanitizer, which needs terabytes). fn must not use
+ * cmocka's assertions; it returns a small code and may write a message.
+ * Returns that code, or -1 if the child hung or crashed; *grew_kb (may be
+ * NULL) gets how far the child's peak resident memory rose during fn, and
+ * msg fn's message. */
+int t_in_child(int (*fn)(void *arg, char *msg, size_t size), void *arg, unsigned seconds,
+               long *grew_kb, char *msg, size_t msg_size);
+
 #endif

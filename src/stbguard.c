@@ -1,0 +1,145 @@
+/*
+ * stbguard.c - inputs that would make stb_image misbehave, refused before
+ * it reads them.
+ *
+ * stb_image (Debian's libstb 0.0~git20220908) is the decoder of every
+ * format but canvas PNGs. tests/fuzz/fuzz_image.c, with stb compiled into
+ * the target so that the sanitizers see inside it, found two faults that
+ * no caller could avoid by checking what stb reports; their inputs are
+ * kept in tests/fuzz/crashes/image/:
+ *
+ *  - JPEG: a DHT segment's sixteen code counts fill a 257-entry size table
+ *    and a 256-entry value table with as many codes as they add up to, up
+ *    to 16 x 255, writing thousands of bytes past them. JPEG allows at most
+ *    256 codes per table, so a table claiming more is refused.
+ *  - PGM/PPM: the header's width, height and maximum value are read into
+ *    an int digit by digit with no overflow check (undefined behaviour; in
+ *    practice a wrapped, wrong size). A number above INT_MAX is refused.
+ *
+ * JPEG: the walk follows stb's own: segments by their lengths from SOI,
+ * bytes that are not 0xFF skipped between segments, fill bytes (0xFF 0xFF)
+ * skipped, and, after a scan header, entropy-coded data scanned byte by
+ * byte to the next marker, so that a DHT between the scans of a
+ * progressive JPEG is checked too. Where the two could part ways (a
+ * segment stb would refuse), this check simply goes on looking.
+ */
+#include "internal.h"
+
+#include <limits.h>
+
+#define M_SOI 0xD8
+#define M_EOI 0xD9
+#define M_SOS 0xDA
+#define M_DHT 0xC4
+
+/* Every table of a DHT segment whose payload (after the length) is p[0..
+ * len), with `avail` bytes readable from p: 1 byte class/id, 16 counts,
+ * then as many values as the counts add up to. Like stb, a table is read
+ * while the segment has bytes left, its values even past the segment, and
+ * a byte past the end of the data reads as 0. */
+static dn_status check_dht(const uint8_t *p, size_t len, size_t avail, size_t at,
+                           const char *name, dn_error *err)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned n = 0;
+        for (size_t k = i + 1; k < i + 17; k++)
+            n += k < avail ? p[k] : 0;
+        if (n > 256)
+            return dn_fail(err, DN_ERR_FORMAT, "%s: offset %zu: corrupt JPEG: Huffman table "
+                           "%u/%u has %u codes, at most 256", name, at + i,
+                           i < avail ? p[i] >> 4 : 0u, i < avail ? p[i] & 15u : 0u, n);
+        i += 17 + n;
+    }
+    return DN_OK;
+}
+
+static dn_status check_jpeg(const uint8_t *p, size_t n, const char *name, dn_error *err)
+{
+    if (n < 2 || p[0] != 0xFF || p[1] != M_SOI)
+        return DN_OK;
+    size_t i = 2;
+    int entropy = 0; /* after a scan header: coded data until a marker */
+    while (i + 1 < n) {
+        if (p[i] != 0xFF || p[i + 1] == 0xFF) {
+            i++;
+            continue;
+        }
+        uint8_t m = p[i + 1];
+        /* In coded data, FF 00 is a stuffed FF and FF D0..D7 a restart. */
+        if (entropy && (m == 0x00 || (m >= 0xD0 && m <= 0xD7))) {
+            i += 2;
+            continue;
+        }
+        if (m == M_EOI)
+            break;
+        if (m == M_SOI || m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD7)) {
+            i += 2; /* no length: stb refuses or ignores these */
+            continue;
+        }
+        if (i + 4 > n)
+            break;
+        size_t len = (size_t)p[i + 2] << 8 | p[i + 3];
+        if (len < 2) {
+            i += 2;
+            continue;
+        }
+        size_t end = i + 2 + len < n ? i + 2 + len : n;
+        if (m == M_DHT) {
+            dn_status st = check_dht(p + i + 4, len - 2, n - (i + 4), i + 4, name, err);
+            if (st != DN_OK)
+                return st;
+        }
+        entropy = m == M_SOS;
+        i = end;
+    }
+    return DN_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* PGM and PPM                                                              */
+/* ------------------------------------------------------------------------ */
+
+static int pnm_space(uint8_t c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+/* The three numbers of a binary PGM/PPM header (P5, P6: the ones stb
+ * reads), each at most INT_MAX; whitespace and # comments between them as
+ * stb skips them. */
+static dn_status check_pnm(const uint8_t *p, size_t n, const char *name, dn_error *err)
+{
+    if (n < 2 || p[0] != 'P' || (p[1] != '5' && p[1] != '6'))
+        return DN_OK;
+    static const char *const what[3] = {"width", "height", "maximum value"};
+    size_t i = 2;
+    for (int k = 0; k < 3; k++) {
+        for (;;) {
+            while (i < n && pnm_space(p[i]))
+                i++;
+            if (i >= n || p[i] != '#')
+                break;
+            while (i < n && p[i] != '\n' && p[i] != '\r')
+                i++;
+        }
+        size_t start = i;
+        unsigned long long v = 0;
+        while (i < n && p[i] >= '0' && p[i] <= '9') {
+            v = v * 10 + (unsigned)(p[i] - '0');
+            if (v > INT_MAX)
+                return dn_fail(err, DN_ERR_FORMAT, "%s: offset %zu: PGM/PPM %s has more "
+                               "digits than any image needs", name, start, what[k]);
+            i++;
+        }
+    }
+    return DN_OK;
+}
+
+dn_status dn_stb_guard(const uint8_t *p, size_t n, const char *name, dn_error *err)
+{
+    dn_status st = check_jpeg(p, n, name, err);
+    if (st == DN_OK)
+        st = check_pnm(p, n, name, err);
+    return st;
+}

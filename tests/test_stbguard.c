@@ -1,0 +1,126 @@
+/*
+ * test_stbguard.c - the inputs on which stb_image itself goes wrong are
+ * refused before it reads them (src/stbguard.c): JPEG Huffman tables that
+ * overflow its tables, PGM/PPM header numbers that overflow its int; real
+ * JPEGs and PGMs still load.
+ */
+#include "test.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static unsigned char *slurp(const char *path, size_t *n)
+{
+    unsigned char *b = (unsigned char *)t_read_file(path, n);
+    if (!b)
+        fail_msg("cannot read %s", path);
+    return b;
+}
+
+/* Offset of the first DHT marker (FF C4) in b, or 0. */
+static size_t find_dht(const unsigned char *b, size_t n)
+{
+    for (size_t i = 2; i + 1 < n; i++)
+        if (b[i] == 0xFF && b[i + 1] == 0xC4)
+            return i;
+    return 0;
+}
+
+static void expect_load(const unsigned char *b, size_t n, const char *name, dn_status want,
+                        const char *phrase)
+{
+    dn_image img;
+    dn_error err = {0};
+    dn_status st = dn_image_load_memory(b, n, name, &img, &err);
+    if (st != want || (phrase && (!strstr(err.msg, phrase) || !strstr(err.msg, name))))
+        fail_msg("%s: wanted %s%s%s, got %s: %s", name, dn_status_str(want),
+                 phrase ? " mentioning " : "", phrase ? phrase : "", dn_status_str(st), err.msg);
+    dn_image_free(&img);
+}
+
+static void test_oversized_tables_refused(void **state)
+{
+    (void)state;
+    /* The input fuzz_image found: a table of 684 codes. */
+    size_t n;
+    unsigned char *b =
+        slurp("tests/fuzz/crashes/image/crash-db9608f93b09b344dde6cc133405bba5aa8f8033", &n);
+    expect_load(b, n, "fuzz-crash.jpg", DN_ERR_FORMAT, "Huffman table 0/0 has 684 codes");
+    free(b);
+    /* The second: a table whose counts the file cuts off. stb reads the
+     * missing bytes as 0, and those present add up to 2256. */
+    b = slurp("tests/fuzz/crashes/image/crash-230192ce7b20d90ea7f4c05356790588a5875636", &n);
+    expect_load(b, n, "fuzz-crash2.jpg", DN_ERR_FORMAT, "has 2256 codes, at most 256");
+    free(b);
+
+    /* A valid JPEG whose first table's counts are raised to 255 each. */
+    b = slurp("tests/fixtures/digits/0-pencil.jpg", &n);
+    expect_load(b, n, "pencil.jpg", DN_OK, NULL);
+    size_t at = find_dht(b, n);
+    assert_true(at > 0 && at + 4 + 17 < n);
+    for (int k = 0; k < 16; k++)
+        b[at + 5 + k] = 255;
+    expect_load(b, n, "pencil-4080-codes.jpg", DN_ERR_FORMAT, "has 4080 codes, at most 256");
+    /* 257 codes: one too many. */
+    memset(b + at + 5, 0, 16);
+    b[at + 5 + 15] = 255;
+    b[at + 5 + 14] = 2;
+    expect_load(b, n, "pencil-257-codes.jpg", DN_ERR_FORMAT, "has 257 codes");
+    free(b);
+}
+
+static void test_pnm_numbers_refused(void **state)
+{
+    (void)state;
+    /* The input fuzz_image found: a width of 36 digits. */
+    size_t n;
+    unsigned char *b =
+        slurp("tests/fuzz/crashes/image/crash-c246785a9e779843911b0753d040991c0128fa22", &n);
+    expect_load(b, n, "fuzz-crash.pgm", DN_ERR_FORMAT, "PGM/PPM width has more digits");
+    free(b);
+    static const struct {
+        const char *text, *phrase;
+    } cases[] = {
+        {"P5 2147483648 1 255\n", "width has more digits"},
+        {"P6\n# a comment\n2 99999999999\n255\n", "height has more digits"},
+        {"P5 2 2 4294967551\n", "maximum value has more digits"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect_load((const unsigned char *)cases[i].text, strlen(cases[i].text), "big.pgm",
+                    DN_ERR_FORMAT, cases[i].phrase);
+    /* INT_MAX itself is only a size the decoder refuses as too large. */
+    static const char edge[] = "P5 2147483647 1 255\n";
+    expect_load((const unsigned char *)edge, sizeof edge - 1, "edge.pgm", DN_ERR_FORMAT,
+                "2147483647");
+    static const unsigned char ok[] = "P5\n# two by one\n2 1\n255\n\x10\xf0";
+    expect_load(ok, sizeof ok - 1, "ok.pgm", DN_OK, NULL);
+}
+
+static void test_real_jpegs_load(void **state)
+{
+    (void)state;
+    static const char *const files[] = {
+        "tests/fixtures/digits/0-pencil.jpg", "tests/fixtures/digits/4-pencil.jpg",
+        "tests/fixtures/digits/8-pencil.jpg", "tests/fuzz/corpus/image/rgb.jpg",
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        size_t n;
+        unsigned char *b = slurp(files[i], &n);
+        expect_load(b, n, files[i], DN_OK, NULL);
+        free(b);
+    }
+    /* Not JPEG at all: nothing to check, the decoder decides. */
+    static const unsigned char png_sig[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    expect_load(png_sig, sizeof png_sig, "short.png", DN_ERR_FORMAT, NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_oversized_tables_refused),
+        cmocka_unit_test(test_pnm_numbers_refused),
+        cmocka_unit_test(test_real_jpegs_load),
+    };
+    return cmocka_run_group_tests_name("stbguard", tests, NULL, NULL);
+}
