@@ -269,31 +269,65 @@ static void conv_forward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_
     }
 }
 
+/* One input row of dw_block: each of its K vectors (the taps kx) meets the
+ * gradient rows of kernel rows k0..k1 (dv[q][k], loaded here from dr[q]
+ * upwards) of output channels q0..q1-1. */
+KI void dw_row(const int K, const int KYC, const int q0, const int q1, const int k0,
+               const int k1, v16 *acc, const float *xr, const float *const *dr, int drs)
+{
+    v16 dv[2][7];
+    for (int q = q0; q < q1; q++)
+        for (int k = k0; k <= k1; k++)
+            dv[q][k] = pin(ld(dr[q] - (size_t)k * drs));
+    for (int kx = 0; kx < K; kx++) {
+        v16 xv = pin(ld(xr + kx));
+        for (int q = q0; q < q1; q++)
+            for (int k = k0; k <= k1; k++)
+                acc[(q * KYC + k) * K + kx] = fma16(dv[q][k], xv, acc[(q * KYC + k) * K + kx]);
+    }
+}
+
 /* The rows of one sample for dw_block: the accumulators of output
  * channels q0..q1-1 of the block (a sample that dropped the other channel
- * of a pair adds nothing to its sums, exactly as its zero plane would). */
+ * of a pair adds nothing to its sums, exactly as its zero plane would).
+ * Input row r meets gradient row r - k for kernel row k, which lies in
+ * the map only for 0 <= r - k < dwh: the first and last KYC - 1 input
+ * rows skip the kernel rows whose gradient row is the zero border (exact
+ * zeros of the sum, so the same bits), a fifth of the products for a 5x5
+ * kernel over 14 rows. */
 KI void dw_rows(const int K, const int KYC, const int q0, const int q1, v16 *acc,
-                const float *X, const float *const *D, int xrs, int drs, int E, int NV, int rows)
+                const float *X, const float *const *D, int xrs, int drs, int E, int NV, int dwh)
 {
     for (int j = 0; j < NV; j++) {
         const float *xr = X + 16 * j;
         const float *dr[2];
         for (int q = q0; q < q1; q++)
             dr[q] = D[q] + (size_t)E * drs + 16 * j;
-        for (int r = 0; r < rows; r++, xr += xrs) {
-            v16 dv[2][7];
-            for (int q = q0; q < q1; q++) {
-                for (int k = 0; k < KYC; k++)
-                    dv[q][k] = pin(ld(dr[q] - (size_t)k * drs));
-                dr[q] += drs;
-            }
-            for (int kx = 0; kx < K; kx++) {
-                v16 xv = pin(ld(xr + kx));
+        int r = 0;
+        if (dwh >= KYC) {
+#pragma GCC unroll 7
+            for (int h = 0; h < KYC - 1; h++, r++, xr += xrs) {
+                dw_row(K, KYC, q0, q1, 0, h, acc, xr, dr, drs);
                 for (int q = q0; q < q1; q++)
-                    for (int k = 0; k < KYC; k++)
-                        acc[(q * KYC + k) * K + kx] =
-                            fma16(dv[q][k], xv, acc[(q * KYC + k) * K + kx]);
+                    dr[q] += drs;
             }
+            for (; r < dwh; r++, xr += xrs) {
+                dw_row(K, KYC, q0, q1, 0, KYC - 1, acc, xr, dr, drs);
+                for (int q = q0; q < q1; q++)
+                    dr[q] += drs;
+            }
+#pragma GCC unroll 7
+            for (int t = 1; t < KYC; t++, xr += xrs) {
+                dw_row(K, KYC, q0, q1, t, KYC - 1, acc, xr, dr, drs);
+                for (int q = q0; q < q1; q++)
+                    dr[q] += drs;
+            }
+            continue;
+        }
+        for (; r < KYC - 1 + dwh; r++, xr += xrs) {
+            dw_row(K, KYC, q0, q1, 0, KYC - 1, acc, xr, dr, drs);
+            for (int q = q0; q < q1; q++)
+                dr[q] += drs;
         }
     }
 }
@@ -310,7 +344,7 @@ KI void dw_block(const int NO, const int K, const int KYC, const dn_fast_stage *
                  const float *xs, const float *ds, const int *tl, const uint8_t *kept, int nt,
                  int o0, int c, float *dw)
 {
-    const int E = s->E, NV = s->NV, xrs = s->xs_rs, drs = s->ds_rs, rows = KYC - 1 + s->dwh;
+    const int E = s->E, NV = s->NV, xrs = s->xs_rs, drs = s->ds_rs, dwh = s->dwh;
     for (int ky0 = 0; ky0 < K; ky0 += KYC) {
         v16 acc[DW_ACC > 7 ? DW_ACC : 7]; /* [(q * KYC + k) * K + kx] */
         for (int k = 0; k < NO * KYC * K; k++)
@@ -322,11 +356,11 @@ KI void dw_block(const int NO, const int K, const int KYC, const dn_fast_stage *
                 D[q] = ds + ((size_t)tl[u] * s->O + o0 + q) * s->ds_plane;
             /* Columns outside, rows inside: the row loop is the long one. */
             if (NO == 1 || kept[u] == 3)
-                dw_rows(K, KYC, 0, NO, acc, X, D, xrs, drs, E, NV, rows);
+                dw_rows(K, KYC, 0, NO, acc, X, D, xrs, drs, E, NV, dwh);
             else if (kept[u] == 1)
-                dw_rows(K, KYC, 0, 1, acc, X, D, xrs, drs, E, NV, rows);
+                dw_rows(K, KYC, 0, 1, acc, X, D, xrs, drs, E, NV, dwh);
             else
-                dw_rows(K, KYC, 1, 2, acc, X, D, xrs, drs, E, NV, rows);
+                dw_rows(K, KYC, 1, 2, acc, X, D, xrs, drs, E, NV, dwh);
         }
         /* Lanes to sums, sixteen accumulators at a time. */
         float z[DW_ACC > 16 ? 32 : 16];
