@@ -318,7 +318,12 @@ def run(kind, args, outdir, profile_root, url=None):
                   (y0, y1, zoom))
             width = d.execute_script("return document.documentElement.scrollWidth;")
             check(width <= 390, "touch: nothing is wider than the phone (%d px)" % width)
-        d.execute_script("window.scrollTo(0, 0);")
+        # No button left focused or under the mouse by a click.
+        d.execute_script("window.scrollTo(0, 0); document.activeElement.blur();")
+        if not mobile:
+            away = ActionBuilder(d)
+            away.pointer_action.move_to_location(2, 2)
+            away.perform()
         time.sleep(0.2)
         shot = os.path.join(outdir, "page-%s.png" % ("phone" if mobile else "laptop"))
         if mobile:

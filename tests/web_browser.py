@@ -110,6 +110,9 @@ def check_same_as_server(d, args):
             diff = differences(want, got, skip=("timing_us",))
             sb.check(not diff, "test #%d: the answer of POST /api/predict, key for key (%s)" %
                      (index, diff[:3] or "same"))
+            print("web_browser: test #%d: the answer with maps and heat-map took %.1f ms in the "
+                  "page (%.1f ms for the heat-map)" % (index, got["timing_us"]["total"] / 1000,
+                                                       got["timing_us"]["saliency"] / 1000), flush=True)
     finally:
         proc.terminate()
         proc.wait(timeout=20)
