@@ -102,6 +102,7 @@ struct dn_fast_plan {
     float *x;           // (max_batch, in_ld) copy of the input, for backward
     float *g[2];        // (max_batch, largest ld) gradients, ping-pong
     uint64_t *un;       // (largest words) fc: union of a block's input vectors
+    float *wpack;       // (largest conv weight) the blocks' weights, packed
     float *dy;          // (max_batch, largest fc O) fc output gradient
     double *dsum;       // (largest O) bias-gradient sums
     uint8_t *keep;      // (max_batch, largest C) kept input channels

@@ -12,41 +12,35 @@
 /* Where a convolution block reads: input channel i's staged plane at
  * planes + i * plane (row stride rs, output row oy reads rows oy * stride
  * + ky), and the weight of (output o, input i, tap t) at w[o * wso + i *
- * wsi + t], or of tap K*K-1-t when flipped (the input gradient's kernel).
- * The blocks read the weights where they are, one pointer per output
- * channel: with the kernel size known at compile time each tap is a
- * constant offset folded into the FMA's broadcast, and nothing is
- * gathered when a sample's kept channels change (with dropout, at every
- * sample). */
+ * wsi + t], or of tap K*K-1-t with flip (the input gradient's kernel),
+ * which each block gathers into pack in the order it reads them. */
 typedef struct conv_src {
     const float *planes;
     size_t plane;
     int rs, stride, K;
     const float *w;
     size_t wso, wsi;
+    int flip;
+    float *pack;
 } conv_src;
 
 typedef v16 conv_acc[KB_MAX][2][NVT_MAX];
 
 /* Adds to acc[o][r][j] (o < N, r < 2, j < NVT) the convolution of output
- * rows oy0 + r, columns x0 + 16 j + lane, of output channels ko[0..N),
- * over input channels kin[0..nin), with the kernel flipped when FLIP. KC
- * is the kernel size when known at compile time (0: s->K). */
-KI void conv_block(const int N, const int NVT, const int KC, const int FLIP, conv_acc acc,
-                   const conv_src *s, const int *ko, const int *kin, int nin, int oy0, int x0)
+ * rows oy0 + r, columns x0 + 16 j + lane, of the N output channels whose
+ * weights wb holds (wb[(ii * K*K + t) * N + o], conv_run packs them), over
+ * input channels kin[0..nin). KC is the kernel size when known at
+ * compile time (0: s->K). */
+KI void conv_block(const int N, const int NVT, const int KC, conv_acc acc, const conv_src *s,
+                   const float *wb, const int *kin, int nin, int oy0, int x0)
 {
-    const int K = KC ? KC : s->K, KK = K * K, rs = s->rs, step = s->stride * rs;
+    const int K = KC ? KC : s->K, rs = s->rs, step = s->stride * rs;
+    const float *wp = wb;
     for (int ii = 0; ii < nin; ii++) {
         const float *pl = s->planes + (size_t)kin[ii] * s->plane + (size_t)oy0 * step + x0;
-        const float *w[KB_MAX];
-        for (int o = 0; o < N; o++)
-            w[o] = s->w + (size_t)ko[o] * s->wso + (size_t)kin[ii] * s->wsi;
-#pragma GCC unroll 7
         for (int ky = 0; ky < K; ky++) {
             const float *r0 = pl + (size_t)ky * rs, *r1 = r0 + step;
-#pragma GCC unroll 7
-            for (int kx = 0; kx < K; kx++) {
-                const int t = FLIP ? KK - 1 - (ky * K + kx) : ky * K + kx;
+            for (int kx = 0; kx < K; kx++, wp += N) {
                 v16 a0[NVT_MAX], a1[NVT_MAX];
                 for (int j = 0; j < NVT; j++) {
                     a0[j] = ld(r0 + kx + 16 * j);
@@ -54,7 +48,7 @@ KI void conv_block(const int N, const int NVT, const int KC, const int FLIP, con
                 }
                 /* Each broadcast weight serves both rows and every vector. */
                 for (int o = 0; o < N; o++) {
-                    v16 ws = splat(w[o][t]);
+                    v16 ws = splat(wp[o]);
                     for (int j = 0; j < NVT; j++) {
                         acc[o][0][j] = fma16(a0[j], ws, acc[o][0][j]);
                         acc[o][1][j] = fma16(a1[j], ws, acc[o][1][j]);
@@ -101,8 +95,8 @@ typedef struct conv_out {
 /* One forward block: bias, convolution, then ReLU + pool or ReLU, the
  * dropout scale and the store. */
 KI void conv_fwd_block(const int N, const int NVT, const int KC, const conv_src *s,
-                       const conv_out *d, const int *kin, int nin, const int *ko, int oy0,
-                       int x0)
+                       const float *wb, const conv_out *d, const int *kin, int nin,
+                       const int *ko, int oy0, int x0)
 {
     conv_acc acc;
     for (int o = 0; o < N; o++) {
@@ -110,7 +104,7 @@ KI void conv_fwd_block(const int N, const int NVT, const int KC, const conv_src 
         for (int j = 0; j < NVT; j++)
             acc[o][0][j] = acc[o][1][j] = b0;
     }
-    conv_block(N, NVT, KC, 0, acc, s, ko, kin, nin, oy0, x0);
+    conv_block(N, NVT, KC, acc, s, wb, kin, nin, oy0, x0);
     for (int o = 0; o < N; o++) {
         float sc = d->scale ? d->scale[ko[o]] : 1.0f;
         if (d->code) {
@@ -155,14 +149,15 @@ KI void conv_fwd_block(const int N, const int NVT, const int KC, const conv_src 
 
 /* One input-gradient block: the convolution stored into rows < H, columns
  * < W of the gradient planes dx (C, H, W). */
-KI void conv_dx_block(const int N, const int NVT, const int KC, const conv_src *s, float *dx,
-                      int H, int W, const int *kin, int nin, const int *ko, int oy0, int x0)
+KI void conv_dx_block(const int N, const int NVT, const int KC, const conv_src *s,
+                      const float *wb, float *dx, int H, int W, const int *kin, int nin,
+                      const int *ko, int oy0, int x0)
 {
     conv_acc acc;
     for (int o = 0; o < N; o++)
         for (int j = 0; j < NVT; j++)
             acc[o][0][j] = acc[o][1][j] = splat(0.0f);
-    conv_block(N, NVT, KC, 1, acc, s, ko, kin, nin, oy0, x0);
+    conv_block(N, NVT, KC, acc, s, wb, kin, nin, oy0, x0);
     for (int o = 0; o < N; o++)
         for (int r = 0; r < 2 && oy0 + r < H; r++)
             for (int j = 0; j < NVT; j++) {
@@ -187,29 +182,42 @@ KI void conv_dx_block(const int N, const int NVT, const int KC, const conv_src *
 
 /* Every block of a convolution: rows in pairs (the first 2 * (rows/2)
  * when pooling), NV vectors across, output channels ko[0..nout) in
- * blocks, for a kernel size KC known at compile time (0: any). dx NULL:
- * forward into d; else the input gradient (flipped kernel) into dx. */
-KI void conv_run_k(const int KC, const conv_src *s, const conv_out *d, float *dx, int H, int W,
-                   int rows, int NV, const int *kin, int nin, const int *ko, int nout)
+ * blocks, for a kernel size KC known at compile time (0: any), their
+ * weights gathered again when repack is set (else as the last call left
+ * them). dx NULL: forward into d; else the input gradient into dx. */
+KI void conv_run_k(const int KC, const conv_src *s, int repack, const conv_out *d, float *dx,
+                   int H, int W, int rows, int NV, const int *kin, int nin, const int *ko,
+                   int nout)
 {
     int nvt = NVT_MAX >= 2 && NV >= 2 ? 2 : 1, kb = nvt == 2 ? KB2 : KB1;
+    const int KK = s->K * s->K;
     for (int o0 = 0; o0 < nout; o0 += kb) {
         int nb = min_i(kb, nout - o0);
         const int *k = ko + o0;
+        /* Each block's weights at their own place, so that the next
+         * sample with the same channels reuses them. */
+        float *wb = s->pack + (size_t)o0 * nin * KK;
+        for (int ii = 0; repack && ii < nin; ii++)
+            for (int o = 0; o < nb; o++) {
+                const float *w = s->w + (size_t)k[o] * s->wso + (size_t)kin[ii] * s->wsi;
+                float *dst = wb + (size_t)ii * KK * nb + o;
+                for (int t = 0; t < KK; t++)
+                    dst[(size_t)t * nb] = w[s->flip ? KK - 1 - t : t];
+            }
         for (int oy0 = 0; oy0 < rows; oy0 += 2)
             for (int xv = 0; xv < NV;) {
                 int x0 = 16 * xv, two = nvt == 2 && xv + 1 < NV;
                 if (dx) {
-#define DX1(n) conv_dx_block(n, 1, KC, s, dx, H, W, kin, nin, k, oy0, x0)
-#define DX2(n) conv_dx_block(n, NVT_MAX, KC, s, dx, H, W, kin, nin, k, oy0, x0)
+#define DX1(n) conv_dx_block(n, 1, KC, s, wb, dx, H, W, kin, nin, k, oy0, x0)
+#define DX2(n) conv_dx_block(n, NVT_MAX, KC, s, wb, dx, H, W, kin, nin, k, oy0, x0)
                     if (two) {
                         DN_SWITCH8(nb, KB2, DX2)
                     } else {
                         DN_SWITCH8(nb, KB1, DX1)
                     }
                 } else {
-#define FW1(n) conv_fwd_block(n, 1, KC, s, d, kin, nin, k, oy0, x0)
-#define FW2(n) conv_fwd_block(n, NVT_MAX, KC, s, d, kin, nin, k, oy0, x0)
+#define FW1(n) conv_fwd_block(n, 1, KC, s, wb, d, kin, nin, k, oy0, x0)
+#define FW2(n) conv_fwd_block(n, NVT_MAX, KC, s, wb, d, kin, nin, k, oy0, x0)
                     if (two) {
                         DN_SWITCH8(nb, KB2, FW2)
                     } else {
@@ -222,19 +230,35 @@ KI void conv_run_k(const int KC, const conv_src *s, const conv_out *d, float *dx
 }
 
 /* conv_run_k with the common kernel sizes 3 and 5 unrolled. */
-static void conv_run(const conv_src *s, const conv_out *d, float *dx, int H, int W, int rows,
-                     int NV, const int *kin, int nin, const int *ko, int nout)
+static void conv_run(const conv_src *s, int repack, const conv_out *d, float *dx, int H, int W,
+                     int rows, int NV, const int *kin, int nin, const int *ko, int nout)
 {
     switch (s->K) {
-    case 3: conv_run_k(3, s, d, dx, H, W, rows, NV, kin, nin, ko, nout); break;
-    case 5: conv_run_k(5, s, d, dx, H, W, rows, NV, kin, nin, ko, nout); break;
-    default: conv_run_k(0, s, d, dx, H, W, rows, NV, kin, nin, ko, nout); break;
+    case 3: conv_run_k(3, s, repack, d, dx, H, W, rows, NV, kin, nin, ko, nout); break;
+    case 5: conv_run_k(5, s, repack, d, dx, H, W, rows, NV, kin, nin, ko, nout); break;
+    default: conv_run_k(0, s, repack, d, dx, H, W, rows, NV, kin, nin, ko, nout); break;
     }
 }
 
 /* ------------------------------------------------------------------------ */
 /* Convolution stage                                                        */
 /* ------------------------------------------------------------------------ */
+
+/* Whether a sample's channel lists a[0..na) and b[0..nb) differ from the
+ * last sample's, which prev holds (and then takes these): only then do
+ * the blocks gather their weights again. */
+static int lists_changed(int *prev, const int *a, int na, const int *b, int nb)
+{
+    int changed = prev[0] != na || prev[1] != nb ||
+                  memcmp(prev + 2, a, (size_t)na * sizeof *a) ||
+                  memcmp(prev + 2 + na, b, (size_t)nb * sizeof *b);
+    if (changed) {
+        prev[0] = na, prev[1] = nb;
+        memcpy(prev + 2, a, (size_t)na * sizeof *a);
+        memcpy(prev + 2 + na, b, (size_t)nb * sizeof *b);
+    }
+    return changed;
+}
 
 static void conv_forward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_pass *a,
                          const float *in)
@@ -245,13 +269,15 @@ static void conv_forward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_
     uint8_t *kin_f = p->keep, *kout_f = p->keep_out;
     int KK = s->K * s->K;
     conv_src src = {s->xs, s->xs_plane, s->xs_rs, s->stride, s->K, a->params + L->w_off,
-                    (size_t)C * KK, (size_t)KK};
+                    (size_t)C * KK, (size_t)KK, 0, p->wpack};
     size_t oplane = (size_t)s->out.h * s->out.w;
-    int *kin = p->list, *kout = kin + p->ch;
+    int *kin = p->list, *kout = kin + p->ch, *prev = kout + p->ch;
+    prev[0] = -1;
     for (int b = 0; b < a->B; b++) {
         keep_flags(kin_f, mask_in, b, C, p->sparse);
         keep_flags(kout_f, mask_out, b, O, p->sparse);
         int nin = keep_list(kin_f, C, kin), nout = keep_list(kout_f, O, kout);
+        int repack = lists_changed(prev, kin, nin, kout, nout);
         const float *inb = in + (size_t)b * s->in_ld; // (C, H, W)
         for (int t = 0; t < nin; t++)
             stage_plane(s->xs + (size_t)kin[t] * s->xs_plane, s->xs_rows, s->xs_rs, s->xs_rs,
@@ -265,7 +291,7 @@ static void conv_forward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_
             if (!kout_f[o])
                 memset(d.act + o * oplane, 0, oplane * sizeof *d.act);
         int rows = s->code ? 2 * (s->OH / 2) : s->OH;
-        conv_run(&src, &d, NULL, 0, 0, rows, s->NV, kin, nin, kout, nout);
+        conv_run(&src, repack, &d, NULL, 0, 0, rows, s->NV, kin, nin, kout, nout);
     }
 }
 
@@ -569,21 +595,24 @@ static void conv_bwd_inputs(dn_fast_plan *p, const dn_fast_stage *s, const float
                             int ns, float *gin)
 {
     const int H = s->in.h, W = s->in.w, C = s->C, O = s->O;
-    int *kin = p->list, *kout = kin + p->ch;
+    int *kin = p->list, *kout = kin + p->ch, *prev = kout + p->ch;
+    prev[0] = -1;
     const int KK = s->K * s->K;
-    conv_src src = {NULL, s->ds_plane, s->ds_rs, 1, s->K, wt, (size_t)KK, (size_t)C * KK};
+    conv_src src = {NULL, s->ds_plane, s->ds_rs, 1, s->K, wt, (size_t)KK, (size_t)C * KK, 1,
+                    p->wpack};
     /* Where the flipped kernel starts: row E - q, column -q, q = K - 1 - pad
      * (see conv_geometry). */
     ptrdiff_t from = (ptrdiff_t)(2 * s->pad + 2) * s->ds_rs - (s->K - 1 - s->pad);
     for (int t = 0; t < ns; t++) {
         const uint8_t *fi = p->keep + (size_t)t * C, *fo = p->keep_out + (size_t)t * O;
         int nin = keep_list(fi, C, kin), nout = keep_list(fo, O, kout);
+        int repack = lists_changed(prev, kout, nout, kin, nin);
         float *gb = gin + (size_t)(b0 + t) * s->in_ld;
         for (int c = 0; c < C; c++)
             if (!fi[c])
                 memset(gb + (size_t)c * H * W, 0, (size_t)H * W * sizeof *gb);
         src.planes = s->ds + (size_t)t * O * s->ds_plane + from;
-        conv_run(&src, NULL, gb, H, W, H, s->NVx, kout, nout, kin, nin);
+        conv_run(&src, repack, NULL, gb, H, W, H, s->NVx, kout, nout, kin, nin);
     }
 }
 
