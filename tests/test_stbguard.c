@@ -1,7 +1,8 @@
 /*
  * test_stbguard.c - the inputs on which stb_image itself goes wrong are
  * refused before it reads them (src/stbguard.c): JPEG Huffman tables that
- * overflow its tables, PGM/PPM header numbers that overflow its int; real
+ * overflow its tables, JPEG scans with undefined tables or a component in
+ * no scan, PGM/PPM header numbers that overflow its int; real
  * JPEGs and PGMs still load.
  */
 #include "test.h"
@@ -70,6 +71,51 @@ static void test_oversized_tables_refused(void **state)
     free(b);
 }
 
+/* Offset of the first marker FF m in b, or 0. */
+static size_t find_marker(const unsigned char *b, size_t n, unsigned char m)
+{
+    for (size_t i = 2; i + 1 < n; i++)
+        if (b[i] == 0xFF && b[i + 1] == m)
+            return i;
+    return 0;
+}
+
+static void test_undefined_tables_refused(void **state)
+{
+    (void)state;
+    /* The input fuzz_image found: its DQT marker is damaged, so its scans
+     * dequantize with whatever stb's decoder struct held (a different
+     * picture on each run). */
+    size_t n;
+    unsigned char *b =
+        slurp("tests/fuzz/crashes/image/crash-fa5a7992cbb20d688bd68904c00136b384d84cd5", &n);
+    expect_load(b, n, "fuzz-crash3.jpg", DN_ERR_FORMAT,
+                "component 1 uses a quantization table that is not defined");
+    free(b);
+
+    b = slurp("tests/fixtures/digits/4-pencil.jpg", &n);
+    size_t sos = find_marker(b, n, 0xDA), dqt = find_marker(b, n, 0xDB);
+    assert_true(sos > 0 && dqt > 0 && sos + 6 < n);
+    /* Its first scan names a component the frame does not have: the
+     * frame's first component is in no scan. */
+    unsigned char id = b[sos + 5];
+    b[sos + 5] = 0x77;
+    expect_load(b, n, "no-scan.jpg", DN_ERR_FORMAT, "of the frame is in no scan");
+    b[sos + 5] = id;
+    /* The DQT turned into an APP15 segment (skipped): no table defined. */
+    b[dqt + 1] = 0xEF;
+    expect_load(b, n, "no-dqt.jpg", DN_ERR_FORMAT, "quantization table that is not defined");
+    b[dqt + 1] = 0xDB;
+    /* Likewise the Huffman tables. */
+    size_t dht = find_marker(b, n, 0xC4);
+    assert_true(dht > 0);
+    b[dht + 1] = 0xEF;
+    expect_load(b, n, "no-dht.jpg", DN_ERR_FORMAT, "Huffman");
+    b[dht + 1] = 0xC4;
+    expect_load(b, n, "pencil.jpg", DN_OK, NULL);
+    free(b);
+}
+
 static void test_pnm_numbers_refused(void **state)
 {
     (void)state;
@@ -119,6 +165,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_oversized_tables_refused),
+        cmocka_unit_test(test_undefined_tables_refused),
         cmocka_unit_test(test_pnm_numbers_refused),
         cmocka_unit_test(test_real_jpegs_load),
     };
