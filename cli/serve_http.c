@@ -336,6 +336,16 @@ serve_http *serve_http_start(const serve_options *o, int *port, dn_error *err)
     return h;
 }
 
+struct MHD_Daemon *serve_http_start_external(int access_log_fd)
+{
+    log_fd = access_log_fd;
+    /* The callbacks of serve_http_start; no turbo, ITC or pool: nothing
+     * but the caller's MHD_run touches this daemon. */
+    return MHD_start_daemon(MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL, access_cb, NULL,
+                            MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
+                            MHD_OPTION_NOTIFY_CONNECTION, connection_cb, NULL, MHD_OPTION_END);
+}
+
 int serve_http_stop(serve_http *h, int grace_ms)
 {
     /* No new connections; those open finish what they started. */
