@@ -21,13 +21,15 @@
  *    an int digit by digit with no overflow check (undefined behaviour; in
  *    practice a wrapped, wrong size). A number above INT_MAX is refused.
  *
- * JPEG: the walk follows stb's own: segments by their lengths from SOI,
+ * JPEG: the walk follows stb's own: segments by their lengths from SOI
+ * (itself after any number of fill bytes),
  * bytes that are not 0xFF skipped between segments, fill bytes (0xFF 0xFF)
  * skipped, and, after a scan header, entropy-coded data scanned byte by
  * byte to the next marker, so that a DHT between the scans of a
  * progressive JPEG is checked too. Where the two could part ways (a
  * segment stb would refuse), this check simply goes on looking.
  */
+#include "image.h"
 #include "internal.h"
 
 #include <limits.h>
@@ -43,6 +45,7 @@
 typedef struct jpeg_state {
     unsigned dqt, dc, ac;   /* bit t: table t defined */
     int progressive, n_comp;
+    long w, h;
     struct {
         uint8_t id, tq, coded;
     } comp[4];
@@ -62,6 +65,8 @@ static void note_sof(jpeg_state *js, uint8_t m, const uint8_t *p, size_t len)
     if (js->n_comp || len < 6)
         return;
     js->progressive = m == 0xC2;
+    js->h = (long)p[1] << 8 | p[2];
+    js->w = (long)p[3] << 8 | p[4];
     int nc = p[5] < 4 ? p[5] : 4;
     for (int k = 0; k < nc && 6 + 3 * (size_t)k + 2 < len; k++) {
         js->comp[k].id = p[6 + 3 * k];
@@ -126,9 +131,14 @@ static dn_status check_dht(const uint8_t *p, size_t len, size_t avail, size_t at
 
 static dn_status check_jpeg(const uint8_t *p, size_t n, const char *name, dn_error *err)
 {
-    if (n < 2 || p[0] != 0xFF || p[1] != M_SOI)
+    /* stb_image takes fill bytes before the start marker too
+     * (FF FF ... FF D8). */
+    size_t i = 1;
+    while (i < n && p[i] == 0xFF)
+        i++;
+    if (n < 2 || p[0] != 0xFF || i >= n || p[i] != M_SOI)
         return DN_OK;
-    size_t i = 2;
+    i++;
     int entropy = 0; /* after a scan header: coded data until a marker */
     jpeg_state js = {0};
     int eoi = 0;
@@ -174,8 +184,10 @@ static dn_status check_jpeg(const uint8_t *p, size_t n, const char *name, dn_err
         i = end;
     }
     /* A file that ends before its end marker is refused as truncated when
-     * stb_image reads past its end. */
-    for (int c = 0; eoi && c < js.n_comp; c++)
+     * stb_image reads past its end; one too large, by its size. */
+    if (!eoi || dn_image_check_size(js.w, js.h, name, NULL) != DN_OK)
+        return DN_OK;
+    for (int c = 0; c < js.n_comp; c++)
         if (!js.comp[c].coded)
             return dn_fail(err, DN_ERR_FORMAT, "%s: corrupt JPEG: component %u of the frame is "
                            "in no scan", name, js.comp[c].id);

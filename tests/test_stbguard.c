@@ -54,6 +54,11 @@ static void test_oversized_tables_refused(void **state)
     b = slurp("tests/fuzz/crashes/image/crash-230192ce7b20d90ea7f4c05356790588a5875636", &n);
     expect_load(b, n, "fuzz-crash2.jpg", DN_ERR_FORMAT, "has 2256 codes, at most 256");
     free(b);
+    /* The third: fill bytes before the start marker (FF FF D8), which stb
+     * skips as it skips them before any marker. */
+    b = slurp("tests/fuzz/crashes/image/crash-e709719bbfe0a0de1fbf0f0fdd79aef4bb557a1c", &n);
+    expect_load(b, n, "fuzz-crash4.jpg", DN_ERR_FORMAT, "codes, at most 256");
+    free(b);
 
     /* A valid JPEG whose first table's counts are raised to 255 each. */
     b = slurp("tests/fixtures/digits/0-pencil.jpg", &n);
