@@ -17,6 +17,9 @@
  *    on each run) when a scan uses a quantization or Huffman table that no
  *    DQT or DHT segment defined, or when a component of the frame is never
  *    coded by a scan. Such a file is refused.
+ *  - BMP: a palette image's pixels may index colours past the palette
+ *    the header makes room for; stb_image gives them whatever its stack
+ *    held. Such a file is refused.
  *  - PGM/PPM: the header's width, height and maximum value are read into
  *    an int digit by digit with no overflow check (undefined behaviour; in
  *    practice a wrapped, wrong size). A number above INT_MAX is refused.
@@ -33,6 +36,7 @@
 #include "internal.h"
 
 #include <limits.h>
+#include <stdlib.h>
 
 #define M_SOI 0xD8
 #define M_EOI 0xD9
@@ -195,6 +199,73 @@ static dn_status check_jpeg(const uint8_t *p, size_t n, const char *name, dn_err
 }
 
 /* ------------------------------------------------------------------------ */
+/* BMP                                                                      */
+/* ------------------------------------------------------------------------ */
+
+static uint32_t le16(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8;
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+    return le16(p) | le16(p + 2) << 16;
+}
+
+/* The pixels of a palette BMP (1, 4 or 8 bits) index its palette, which
+ * stb_image reads as many colours as the header leaves room for; an index
+ * past them picks an entry it never set. Sizes, offsets and the palette
+ * as stb_image computes them; a file it refuses for another reason (or
+ * that ends early, refused as truncated) passes here. */
+static dn_status check_bmp(const uint8_t *p, size_t n, const char *name, dn_error *err)
+{
+    if (n < 30 || p[0] != 'B' || p[1] != 'M')
+        return DN_OK;
+    long offset = (int32_t)le32(p + 10), hsz = (int32_t)le32(p + 14), w, h;
+    unsigned bpp;
+    if (hsz == 12) {
+        w = (long)le16(p + 18);
+        h = (long)le16(p + 20);
+        bpp = le16(p + 24);
+    } else {
+        w = (int32_t)le32(p + 18);
+        h = labs((long)(int32_t)le32(p + 22));
+        bpp = le16(p + 28);
+    }
+    if ((bpp != 1 && bpp != 4 && bpp != 8) || offset < 0 || w <= 0 || h <= 0 ||
+        (hsz != 12 && hsz != 40 && hsz != 56 && hsz != 108 && hsz != 124) ||
+        dn_image_check_size(w, h, name, NULL) != DN_OK)
+        return DN_OK;
+    /* stb divides by 3 for the old header, shifts right by 2 (rounding
+     * down) for the others. */
+    long room = hsz == 12 ? offset - 14 - 24 : offset - 14 - hsz;
+    long colours = hsz == 12 ? room / 3 : room >= 0 ? room / 4 : -((3 - room) / 4);
+    /* None (stb refuses it) or too many (likewise); fewer than none, and
+     * stb reads every pixel through a palette it never set. */
+    if (colours == 0 || colours > 256)
+        return DN_OK;
+    if (colours < 0)
+        return dn_fail(err, DN_ERR_FORMAT, "%s: corrupt BMP: its pixels start at offset %ld, "
+                       "before its palette", name, offset);
+    size_t row = bpp == 1 ? (size_t)(w + 7) / 8 : bpp == 4 ? (size_t)(w + 1) / 2 : (size_t)w;
+    size_t stride = row + (-row & 3);
+    for (long y = 0; y < h; y++) {
+        size_t at = (size_t)offset + (size_t)y * stride;
+        for (long x = 0; x < w; x++) {
+            size_t byte = at + (size_t)x * bpp / 8;
+            if (byte >= n)
+                return DN_OK;
+            unsigned shift = 8 - bpp - (unsigned)((size_t)x * bpp % 8);
+            unsigned index = p[byte] >> shift & ((1u << bpp) - 1);
+            if (index >= (unsigned)colours)
+                return dn_fail(err, DN_ERR_FORMAT, "%s: offset %zu: corrupt BMP: a pixel is "
+                               "colour %u of a palette of %ld", name, byte, index, colours);
+        }
+    }
+    return DN_OK;
+}
+
+/* ------------------------------------------------------------------------ */
 /* PGM and PPM                                                              */
 /* ------------------------------------------------------------------------ */
 
@@ -239,5 +310,7 @@ dn_status dn_stb_guard(const uint8_t *p, size_t n, const char *name, dn_error *e
     dn_status st = check_jpeg(p, n, name, err);
     if (st == DN_OK)
         st = check_pnm(p, n, name, err);
+    if (st == DN_OK)
+        st = check_bmp(p, n, name, err);
     return st;
 }

@@ -2,7 +2,8 @@
  * test_stbguard.c - the inputs on which stb_image itself goes wrong are
  * refused before it reads them (src/stbguard.c): JPEG Huffman tables that
  * overflow its tables, JPEG scans with undefined tables or a component in
- * no scan, PGM/PPM header numbers that overflow its int; real
+ * no scan, BMP pixels past the palette, PGM/PPM header numbers that
+ * overflow its int; real
  * JPEGs and PGMs still load.
  */
 #include "test.h"
@@ -121,6 +122,38 @@ static void test_undefined_tables_refused(void **state)
     free(b);
 }
 
+/* A 2 x 1 8-bit BMP with a palette of two colours, its pixels a and b. */
+static size_t palette_bmp(unsigned char *b, unsigned char a, unsigned char c)
+{
+    memset(b, 0, 66);
+    b[0] = 'B', b[1] = 'M', b[2] = 66;
+    b[10] = 62;                 /* pixels after 14 + 40 + 2 x 4 bytes */
+    b[14] = 40;                 /* BITMAPINFOHEADER */
+    b[18] = 2, b[22] = 1;       /* 2 x 1 */
+    b[26] = 1, b[28] = 8;       /* 1 plane, 8 bits */
+    b[54] = b[55] = b[56] = 0;  /* colour 0 black, colour 1 white */
+    b[58] = b[59] = b[60] = 255;
+    b[62] = a, b[63] = c;
+    return 66;
+}
+
+static void test_bmp_palette_refused(void **state)
+{
+    (void)state;
+    /* The input fuzz_image found: pixels at offset 1, so that stb reads
+     * every pixel through a palette of -12 colours it never set. */
+    size_t n;
+    unsigned char *b =
+        slurp("tests/fuzz/crashes/image/crash-aae7e4f3fd376cd3aaaafc0c47f4738cc56463da", &n);
+    expect_load(b, n, "fuzz-crash.bmp", DN_ERR_FORMAT, "before its palette");
+    free(b);
+    unsigned char bmp[66];
+    n = palette_bmp(bmp, 0, 1);
+    expect_load(bmp, n, "palette.bmp", DN_OK, NULL);
+    n = palette_bmp(bmp, 1, 2);
+    expect_load(bmp, n, "past-palette.bmp", DN_ERR_FORMAT, "colour 2 of a palette of 2");
+}
+
 static void test_pnm_numbers_refused(void **state)
 {
     (void)state;
@@ -171,6 +204,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_oversized_tables_refused),
         cmocka_unit_test(test_undefined_tables_refused),
+        cmocka_unit_test(test_bmp_palette_refused),
         cmocka_unit_test(test_pnm_numbers_refused),
         cmocka_unit_test(test_real_jpegs_load),
     };
