@@ -60,6 +60,14 @@ static void test_oversized_tables_refused(void **state)
     b = slurp("tests/fuzz/crashes/image/crash-e709719bbfe0a0de1fbf0f0fdd79aef4bb557a1c", &n);
     expect_load(b, n, "fuzz-crash4.jpg", DN_ERR_FORMAT, "codes, at most 256");
     free(b);
+    /* A corrupt JPEG with a PGM header at byte 158, which stb_image read
+     * (overflowing its int) when it looked for the size through callbacks
+     * after the JPEG reader had gone past its first 128 bytes: refused
+     * without reading it (the sanitizer pass of make test would stop on
+     * the overflow). */
+    b = slurp("tests/fuzz/crashes/image/crash-d40ff84732c6e76153dc9811c379eb1d4980d897", &n);
+    expect_load(b, n, "fuzz-crash5.jpg", DN_ERR_FORMAT, "fuzz-crash5.jpg");
+    free(b);
 
     /* A valid JPEG whose first table's counts are raised to 255 each. */
     b = slurp("tests/fixtures/digits/0-pencil.jpg", &n);
