@@ -38,7 +38,8 @@ struct dn_prep {
     struct libdeflate_decompressor *inflater;
     dn_buf idat;        /* PNG image data of several IDAT chunks, joined */
     dn_buf rows;        /* inflated PNG rows (h, 1 + w * channels) */
-    dn_buf pixels;      /* the same unfiltered, (h, w * channels) */
+    dn_buf pixels;      /* PNG: the row unfiltered, and a copy of the row
+                         * above, (2, w * channels) */
     dn_buf grey;        /* the image dn_prep_load_memory lends, (h, w) */
     dn_buf alpha;       /* its opacity while it is decoded, (h, w) */
     /* preprocessing */
@@ -73,6 +74,11 @@ static inline uint8_t dn_luma(unsigned r, unsigned g, unsigned b)
 {
     return (uint8_t)((19595u * r + 38470u * g + 7471u * b + 32768u) >> 16);
 }
+/* The opacity statistics of count pixels of grey g and opacity a, as
+ * dn_grey_from_channels adds them up, into *sum (overwritten); seen and
+ * weight are counted only when some pixel is translucent, the only case
+ * in which dn_grey_fill_transparent reads them. */
+void dn_alpha_stats(const uint8_t *g, const uint8_t *a, size_t count, dn_alpha_sum *sum);
 /* Blends the count pixels of g over the colour that contrasts with what is
  * drawn (white behind dark strokes, black behind light ones), if any pixel
  * was translucent. */
@@ -92,6 +98,9 @@ size_t dn_avx2_fill(uint8_t *g, const uint8_t *a, size_t count, uint32_t fill);
 size_t dn_avx2_ink(const uint8_t *g, size_t n, uint8_t bg, int inverted, uint8_t *ink,
                    uint8_t *peak);
 int dn_avx2_band(float *band, const uint8_t *row, int c0, int c1, uint8_t floor, float wt);
+/* For each whole span of `span` bytes (a multiple of 32) in s (n bytes),
+ * whether it is all zero, into zero[k]; returns how many spans it did. */
+size_t dn_avx2_zero_spans(const uint8_t *s, size_t n, size_t span, uint8_t *zero);
 
 /* ---- PNG (png.c) ------------------------------------------------------- */
 
