@@ -48,7 +48,8 @@ struct dn_prep {
     dn_buf runs;        /* dn_run per run of kept ink */
     dn_buf row_first;   /* (h + 1) index of each row's first run */
     dn_buf mass;        /* uint64 ink per run, then per component */
-    dn_buf band;        /* float row of one output row's input rows */
+    dn_buf band;        /* resampling: an output row's sums, and the band of
+                         * input rows it weighs */
 };
 
 /* Frees every buffer of p (p itself stays). */
@@ -87,8 +88,10 @@ void dn_grey_fill_transparent(uint8_t *g, const uint8_t *a, size_t count,
 
 /* ---- AVX2 (image_x86.c) ----------------------------------------------- */
 
-/* Whether the processor has AVX2 (the functions below may be called). */
+/* Whether the processor has AVX2 (the functions below may be called), and
+ * whether it has POPCNT (for code built with target("popcnt")). */
 int dn_image_avx2(void);
+int dn_image_popcnt(void);
 /* The loops of rgba_chunk, dn_grey_fill_transparent, ink_plane and
  * band_add, 32 (16 for band) pixels at a time, with the same results; each
  * returns how many pixels (band: the next column) it did. */

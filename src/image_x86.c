@@ -133,6 +133,8 @@ int dn_avx2_band(float *band, const uint8_t *row, int c0, int c1, uint8_t floor,
     for (; x + 16 <= c1 + 1; x += 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)(row + x));
         v = _mm_and_si128(v, _mm_cmpeq_epi8(_mm_max_epu8(v, vf), v));
+        if (_mm_testz_si128(v, v))
+            continue; /* all below floor: the band would gain +0 */
         float *b = band + (x - c0);
         __m256 lo = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v));
         __m256 hi = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(v, 8)));
@@ -148,17 +150,28 @@ int dn_avx2_band(float *band, const uint8_t *row, int c0, int c1, uint8_t floor,
 #pragma GCC pop_options
 #endif
 
-int dn_image_avx2(void)
+/* What the processor has, asked once (the image loops ask for every row or
+ * span): bit 0 known, bit 1 AVX2, bit 2 POPCNT. */
+static int features(void)
 {
-    /* asked once: the image loops call this for every row or span */
-    static _Atomic int known; /* 0 not yet, 1 no, 2 yes */
+    static _Atomic int known;
     int k = atomic_load_explicit(&known, memory_order_relaxed);
     if (!k) {
         __builtin_cpu_init();
-        k = __builtin_cpu_supports("avx2") ? 2 : 1;
+        k = 1 | (__builtin_cpu_supports("avx2") ? 2 : 0) | (__builtin_cpu_supports("popcnt") ? 4 : 0);
         atomic_store_explicit(&known, k, memory_order_relaxed);
     }
-    return k == 2;
+    return k;
+}
+
+int dn_image_avx2(void)
+{
+    return (features() & 2) != 0;
+}
+
+int dn_image_popcnt(void)
+{
+    return (features() & 4) != 0;
 }
 
 #else
@@ -167,6 +180,11 @@ int dn_image_avx2(void)
  * the callers never call the others, and the portable loops do every
  * pixel. The others exist so that the callers link everywhere. */
 int dn_image_avx2(void)
+{
+    return 0;
+}
+
+int dn_image_popcnt(void)
 {
     return 0;
 }
