@@ -70,10 +70,23 @@ void serve_log(int fd, const char *fmt, ...)
     char line[1024];
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
-    n += (size_t)snprintf(line + n, sizeof line - n, ".%03ldZ ", ts.tv_nsec / 1000000);
+    /* The date and time to the second, made once a second per thread. */
+    static _Thread_local time_t sec = -1;
+    static _Thread_local char stamp[32];
+    static _Thread_local size_t stamp_len;
+    if (ts.tv_sec != sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        stamp_len = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+        sec = ts.tv_sec;
+    }
+    memcpy(line, stamp, stamp_len);
+    size_t n = stamp_len;
+    long ms = ts.tv_nsec / 1000000;
+    char tail[6] = {'.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10),
+                    'Z', ' '};
+    memcpy(line + n, tail, sizeof tail);
+    n += sizeof tail;
     va_list ap;
     va_start(ap, fmt);
     int k = vsnprintf(line + n, sizeof line - n - 1, fmt, ap);
@@ -244,13 +257,15 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
         return;
     *con_cls = NULL;
     double us = now_us() - rq->t0;
+    long whole_us = (long)(us + 0.5); /* printf's %ld is cheaper than its %.0f */
     if (rq->status)
         serve_metrics_request(rq->route, rq->status, us);
     if (rq->status)
-        serve_log(log_fd, "%s \"%s %s\" %d %zu %.0fus", rq->client, rq->method, rq->path,
-                  rq->status, rq->bytes, us);
+        serve_log(log_fd, "%s \"%s %s\" %d %zu %ldus", rq->client, rq->method, rq->path,
+                  rq->status, rq->bytes, whole_us);
     else
-        serve_log(log_fd, "%s \"%s %s\" - - %.0fus (%s)", rq->client, rq->method, rq->path, us,
+        serve_log(log_fd, "%s \"%s %s\" - - %ldus (%s)", rq->client, rq->method, rq->path,
+                  whole_us,
                   rq->too_big ? "body over the limit, connection closed"
                   : toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timed out"
                                                                   : "closed before an answer");

@@ -141,7 +141,11 @@ static void levels(out *o, const float *x)
     *b++ = '[';
     for (int i = 0; i < N; i++) {
         float v = x[i] < 0 ? 0 : x[i] > 1 ? 1 : x[i];
-        long l = lrintf(v * 255.0f);
+        /* lrintf(v * 255) without the library call: adding and taking away
+         * 1.5 * 2^23 rounds to a whole number, half to even, as lrintf
+         * does in the default rounding mode */
+        const float big = 12582912.0f;
+        int l = (int)((v * 255.0f + big) - big);
         if (l >= 100)
             *b++ = (char)('0' + l / 100);
         if (l >= 10)
