@@ -195,7 +195,9 @@ static void band_add(float *restrict band, const uint8_t *restrict row, int c0, 
  * the input is read once, row by row), and the band is then weighed along
  * x into the output pixels, all columns at once tap by tap, so that each
  * column's sum (taken in tap order, as ever) does not wait on the one
- * before. */
+ * before. The band reaches every column a tap names, zero where no input
+ * is weighed, so that no tap needs a test: a tap of weight 0 adds 0 * a
+ * finite level, +0, which leaves a sum of non-negative terms as it was. */
 int dn_resample_bytes(const uint8_t *src, int sw, int sh, double ox, double oy, double sx,
                       double sy, uint8_t floor, float unit, float *dst, int dw, int dh,
                       int zero_outside, dn_buf *band)
@@ -211,25 +213,30 @@ int dn_resample_bytes(const uint8_t *src, int sw, int sh, double ox, double oy, 
         ok = 1;
         goto done;
     }
-    size_t bw = (size_t)(c1 - c0 + 1) + BAND_PAD;
+    /* the columns the taps name: b0 .. b1 */
+    int b0 = c0, b1 = c1;
+    for (int x = 0; x < dw; x++) {
+        b0 = ax.first[x] < b0 ? ax.first[x] : b0;
+        b1 = ax.first[x] + ax.taps - 1 > b1 ? ax.first[x] + ax.taps - 1 : b1;
+    }
+    size_t bw = (size_t)(b1 - b0 + 1) + BAND_PAD;
     if (!dn_buf_reserve(band, (size_t)dw * sizeof(double) + bw * sizeof(float)))
         goto done;
     double *acc = band->p;                  /* (dw) */
-    float *b = (float *)(acc + dw);         /* (bw) */
+    float *b = (float *)(acc + dw);         /* (bw): column b0 + i at b[i] */
     for (int o = 0; o < dh; o++) {
         memset(b, 0, bw * sizeof *b);
         const float *wy = ay.w + (size_t)o * (size_t)ay.taps;
         for (int t = 0; t < ay.taps; t++)
             if (wy[t] != 0.0f)
-                band_add(b, src + (size_t)(ay.first[o] + t) * (size_t)sw, c0, c1, floor, wy[t]);
+                band_add(b + (c0 - b0), src + (size_t)(ay.first[o] + t) * (size_t)sw, c0, c1,
+                         floor, wy[t]);
         for (int x = 0; x < dw; x++)
             acc[x] = 0;
         for (int t = 0; t < ax.taps; t++)
-            for (int x = 0; x < dw; x++) {
-                float wt = ax.w[(size_t)x * (size_t)ax.taps + (size_t)t];
-                if (wt != 0.0f)
-                    acc[x] += (double)wt * b[ax.first[x] + t - c0];
-            }
+            for (int x = 0; x < dw; x++)
+                acc[x] += (double)ax.w[(size_t)x * (size_t)ax.taps + (size_t)t] *
+                          b[ax.first[x] + t - b0];
         for (int x = 0; x < dw; x++)
             dst[(size_t)o * (size_t)dw + (size_t)x] = (float)(acc[x] * unit);
     }
