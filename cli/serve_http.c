@@ -330,8 +330,9 @@ static void pause_ms(long ms)
 }
 
 /* Accepts connections and hands each to libmicrohttpd, which gives it to
- * the thread of its pool that the descriptor's number picks: consecutive
- * connections alternate between the threads. Left to accept by
+ * the thread of its pool that the descriptor's number picks: connections
+ * accepted one after the other get consecutive numbers and alternate
+ * between the threads. Left to accept by
  * themselves, the threads race for each connection, and one of two could
  * win 44 of 64: its requests then wait twice as long as the other's, which
  * is the slowest hundredth of all requests (the p99 latency). At the
