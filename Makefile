@@ -94,8 +94,9 @@ $(B)/libdigitnet.a: $(OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
 # The page `digitnet serve` embeds: web/* turned into a C array by
-# tools/embed.c, so that the binary needs no files at run time.
-WEB     := $(sort $(wildcard web/*))
+# tools/embed.c, so that the binary needs no files at run time (not the
+# back-end of the static build, wasm/web.mk).
+WEB     := $(filter-out web/backend-wasm.js,$(sort $(wildcard web/*)))
 CLIOBJ  += $(B)/obj/gen/web_assets.o
 
 $(B)/tools/embed: tools/embed.c

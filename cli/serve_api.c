@@ -427,16 +427,12 @@ static void sample(const serve_request *req, serve_reply *rep)
         }
         index = (long)dn_rng_below(&rng, (uint32_t)ds->n);
     }
-    const uint8_t *px = ds->images + (size_t)index * PIXELS;
-    json_t *pixels = json_array();
-    for (int i = 0; i < PIXELS; i++)
-        json_array_append_new(pixels, json_integer(px[i]));
-    const char *const *names = dn_class_names(ds->name);
-    int label = ds->labels[index];
-    reply_json(rep, 200,
-               json_pack("{s:s,s:i,s:I,s:i,s:s,s:o}", "dataset", ds->name, "index", (int)index,
-                         "count", (json_int_t)ds->n, "label", label, "class",
-                         names ? names[label] : "", "pixels", pixels));
+    dn_error err = {0};
+    char *s = dn_sample_json(ds, (size_t)index, &err);
+    if (s)
+        reply_text(rep, 200, mime_json, s, strlen(s));
+    else
+        serve_error(rep, 500, "%s", err.msg);
     serve_model_release(sm);
 }
 

@@ -198,6 +198,13 @@ char *dn_explanation_json(const dn_explanation *e, dn_error *err);
 char *dn_model_json(const dn_model *m, const char *file, size_t test_correct,
                     size_t test_n, const char *provenance, dn_error *err);
 
+/* Image index of ds (28 x 28) as the JSON object that `digitnet serve`
+ * answers to GET /api/sample: dataset, index, count (images in ds),
+ * label, class (its name), pixels (784 integers 0..255, rows top to
+ * bottom). Keys in that order. Returns a malloc'd NUL-terminated string,
+ * or NULL (DN_ERR_ARG for an index out of range, DN_ERR_NOMEM). */
+char *dn_sample_json(const dn_dataset *ds, size_t index, dn_error *err);
+
 #ifdef __cplusplus
 }
 #endif

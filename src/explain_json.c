@@ -1,7 +1,7 @@
 /*
  * explain_json.c - the JSON answers of the page's back-ends: an
- * explanation as POST /api/predict gives it, and a model as GET /api/model
- * does (the shapes are described in include/digitnet_explain.h and in
+ * explanation as POST /api/predict gives it, a model as GET /api/model
+ * does, and a test image as GET /api/sample does (the shapes are described in include/digitnet_explain.h and in
  * web/openapi.json).
  *
  * Written straight into one growing buffer rather than built as a tree of
@@ -493,6 +493,44 @@ char *dn_model_json(const dn_model *m, const char *file, size_t test_correct, si
     if (o.oom) {
         free(o.s);
         dn_fail(err, DN_ERR_NOMEM, "out of memory writing the model as JSON");
+        return NULL;
+    }
+    return o.s;
+}
+
+char *dn_sample_json(const dn_dataset *ds, size_t index, dn_error *err)
+{
+    if (!ds || index >= ds->n) {
+        dn_fail(err, DN_ERR_ARG, "dn_sample_json: no test image %zu", index);
+        return NULL;
+    }
+    enum { PX = DN_IMAGE_SIDE * DN_IMAGE_SIDE };
+    const uint8_t *px = ds->images + index * PX;
+    const char *const *names = dn_class_names(ds->name);
+    int label = ds->labels[index];
+    out o = {0};
+    put(&o, "{", 1);
+    key(&o, "dataset");
+    put_str(&o, ds->name);
+    key(&o, "index");
+    put_int(&o, (long)index);
+    key(&o, "count");
+    put_int(&o, (long)ds->n);
+    key(&o, "label");
+    put_int(&o, label);
+    key(&o, "class");
+    put_str(&o, names ? names[label] : "");
+    key(&o, "pixels");
+    put(&o, "[", 1);
+    for (int i = 0; i < PX; i++) {
+        if (i)
+            put(&o, ",", 1);
+        put_int(&o, px[i]);
+    }
+    put(&o, "]}", 2);
+    if (o.oom) {
+        free(o.s);
+        dn_fail(err, DN_ERR_NOMEM, "out of memory writing a test image as JSON");
         return NULL;
     }
     return o.s;

@@ -13,6 +13,9 @@ clear and the random test digit. Screenshots go to --out.
 
 Run by tests/test_serve_browser.c (make test); by hand:
   /usr/bin/python3 tests/serve_browser.py --bin ./digitnet --out out/browser
+tests/web_browser.py runs the same checks on the static build (make web),
+whose page asks the library compiled to WebAssembly instead of the API:
+every question the checks ask goes through the page's own back-end.
 """
 import argparse
 import base64
@@ -24,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -36,16 +38,19 @@ from selenium.webdriver.common.actions.pointer_input import PointerInput
 # trace below and the page's preprocessing keep them recognisable.
 DIGITS = {"mouse": 0, "touch": 1}
 
+# What the lines start with (tests/web_browser.py sets its own).
+NAME = "serve_browser"
+
 
 def fail(msg):
-    print("serve_browser: FAIL: " + msg, flush=True)
+    print(NAME + ": FAIL: " + msg, flush=True)
     sys.exit(1)
 
 
 def check(cond, msg):
     if not cond:
         fail(msg)
-    print("serve_browser: ok: " + msg, flush=True)
+    print(NAME + ": ok: " + msg, flush=True)
 
 
 def start_server(args):
@@ -67,9 +72,16 @@ def start_server(args):
     fail("the server did not print its address: " + proc.stderr.read())
 
 
-def get_json(url):
-    with urllib.request.urlopen(url, timeout=30) as r:
-        return json.load(r)
+def ask(d, call):
+    """The page's back-end's answer to call (JavaScript on `b`, the
+    window.digitnetBackend): what the page itself would get."""
+    r = d.execute_async_script(
+        "const done = arguments[arguments.length - 1], b = window.digitnetBackend;"
+        "Promise.resolve().then(() => " + call + ")"
+        ".then((a) => done({answer: a}), (e) => done({error: e.message}));")
+    if "error" in r:
+        fail("the back-end refused %s: %s" % (call, r["error"]))
+    return r["answer"]
 
 
 def strokes_of(pixels):
@@ -92,6 +104,7 @@ def strokes_of(pixels):
 
 def browser(profile, mobile):
     o = webdriver.ChromeOptions()
+    o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     o.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
     for a in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
               "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -237,10 +250,7 @@ def check_page(d, sample, kind, args, outdir):
         px = list(a["input"])
         for i in idx:
             px[i] = 0
-        body = json.dumps({"pixels": px}).encode()
-        req = urllib.request.Request(args.url + "api/predict", body, {"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=30) as r:
-            lp = json.load(r)["log_probabilities"]
+        lp = ask(d, "b.predict({pixels: %s}, {})" % json.dumps(px))["log_probabilities"]
         c = a["prediction"]
         return lp[c] - max(lp[j] for j in range(10) if j != c)
     hot, cold = answer_without(inked[-k:]), answer_without(inked[:k])
@@ -273,8 +283,9 @@ def check_page(d, sample, kind, args, outdir):
           "%s: digitnet predict gives the page's answer for the same PNG (max diff %.2g)" % (kind, diff))
 
 
-def run(kind, args, outdir, profile_root):
-    sample = get_json(args.url + "api/sample?index=%d" % DIGITS[kind])
+def run(kind, args, outdir, profile_root, url=None):
+    """Everything for one kind of pointer, on the page at url (args.url
+    when None)."""
     mobile = kind == "touch"
     d = browser(os.path.join(profile_root, kind), mobile)
     try:
@@ -283,8 +294,9 @@ def run(kind, args, outdir, profile_root):
         os.makedirs(downloads, exist_ok=True)
         d.execute_cdp_cmd("Browser.setDownloadBehavior",
                           {"behavior": "allow", "downloadPath": downloads})
-        d.get(args.url)
+        d.get(url or args.url)
         wait_for(d, "return window.digitnetPage && window.digitnetPage.model;", "the model panel")
+        sample = ask(d, "b.sample(%d)" % DIGITS[kind])
         rows = d.execute_script("return document.querySelectorAll('#layers tbody tr').length;")
         check(rows == 14, "%s: the model panel lists the input and 13 layers" % kind)
         d.execute_script(
@@ -306,7 +318,12 @@ def run(kind, args, outdir, profile_root):
                   (y0, y1, zoom))
             width = d.execute_script("return document.documentElement.scrollWidth;")
             check(width <= 390, "touch: nothing is wider than the phone (%d px)" % width)
-        d.execute_script("window.scrollTo(0, 0);")
+        # No button left focused or under the mouse by a click.
+        d.execute_script("window.scrollTo(0, 0); document.activeElement.blur();")
+        if not mobile:
+            away = ActionBuilder(d)
+            away.pointer_action.move_to_location(2, 2)
+            away.perform()
         time.sleep(0.2)
         shot = os.path.join(outdir, "page-%s.png" % ("phone" if mobile else "laptop"))
         if mobile:
@@ -325,7 +342,7 @@ def run(kind, args, outdir, profile_root):
             d.set_window_size(1280, min(height + 140, 4000))
             time.sleep(0.3)
             d.save_screenshot(shot)
-        print("serve_browser: screenshot " + shot, flush=True)
+        print(NAME + ": screenshot " + shot, flush=True)
 
         # Undo takes the last stroke away and the answer follows, and
         # nothing on the page moves for it.
@@ -366,6 +383,8 @@ def run(kind, args, outdir, profile_root):
               "%s: a scribble is shown as unsure (%s)" % (kind, status))
         moved = [i for i, (a, b) in enumerate(zip(before_undo, d.execute_script(layout))) if a != b]
         check(not moved, "%s: nor with an unsure answer" % kind)
+        errors = [e["message"] for e in d.get_log("browser") if e["level"] == "SEVERE"]
+        check(not errors, "%s: the console shows no error%s" % (kind, ": " + errors[0] if errors else ""))
     finally:
         d.quit()
 

@@ -4,19 +4,27 @@
  *
  * The page (through wasm/api.js) loads a model file's bytes, turns a
  * picture into the 28x28 the network sees, and runs the network on it,
- * with every layer's output for the feature maps. Everything is done by
- * the library; this file only holds the state a page keeps between calls
- * (the model, its work buffers, the last input) and hands out pointers
- * into it. Functions return 0 (or a pointer) on success and -1 (or NULL)
- * on failure, with the library's one-line message in dnw_error().
+ * with every layer's output for the feature maps; and, for the page of
+ * `digitnet serve` run without a server (web/backend-wasm.js), explains a
+ * prediction and describes the model in the very JSON the server answers
+ * (dn_explain_image, dn_explanation_json, dn_model_json). Everything is
+ * done by the library; this file only holds the state a page keeps
+ * between calls (the model, its work buffers, the last input, a test set)
+ * and hands out pointers into it. Functions return 0 (or a pointer) on
+ * success and -1 (or NULL) on failure, with the library's one-line
+ * message in dnw_error() and the HTTP status the server would answer in
+ * dnw_error_status().
  */
 #include "digitnet.h"
+#include "digitnet_explain.h"
 
 #include <emscripten.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #define SIDE DN_IMAGE_SIDE
 #define PIXELS (SIDE * SIDE)
@@ -27,6 +35,11 @@ typedef struct dnw {
     dn_work *fast;          /* one image, fast kernels where they apply */
     dn_work *ref;           /* one image, every layer's output kept */
     dn_work *batch;         /* up to max_batch images */
+    dn_work *explain;       /* the occlusion map's batches */
+    dn_prep *pictures;      /* decoding and preprocessing buffers */
+    dn_dataset test;        /* the test images shipped with the page */
+    size_t test_correct;    /* of them, right */
+    char *provenance;       /* the model file's, or NULL */
     int max_batch;
     float input[PIXELS];    // (28, 28) 0..1, ink 1: what the network sees
     float x[PIXELS];        // (28, 28) normalised
@@ -34,25 +47,37 @@ typedef struct dnw {
     dn_prep_info prep;
     char *model_json;       /* dnw_model_json's answer */
     char *prep_json;        /* dnw_prep_json's answer */
+    char *answer;           /* dnw_explain's or dnw_sample's last answer */
 } dnw;
 
 static dn_error last;
+static int last_http;
 
 static int failed(const dn_error *err)
 {
     last = *err;
+    last_http = 500;
     return -1;
 }
 
 static void fail_msg(const char *msg)
 {
     last.status = DN_ERR_ARG;
+    last_http = 500;
     snprintf(last.msg, sizeof last.msg, "%s", msg);
 }
 
 EMSCRIPTEN_KEEPALIVE const char *dnw_error(void)
 {
     return last.msg;
+}
+
+/* The status `digitnet serve` answers for the last failure: 400 a picture
+ * that does not decode, 404 no such test image, 422 a picture without a
+ * digit, 500 the rest. */
+EMSCRIPTEN_KEEPALIVE int dnw_error_status(void)
+{
+    return last_http;
 }
 
 EMSCRIPTEN_KEEPALIVE void dnw_free(dnw *h)
@@ -62,10 +87,15 @@ EMSCRIPTEN_KEEPALIVE void dnw_free(dnw *h)
     dn_work_free(h->fast);
     dn_work_free(h->ref);
     dn_work_free(h->batch);
+    dn_work_free(h->explain);
+    dn_prep_free(h->pictures);
+    dn_dataset_free(&h->test);
     dn_model_free(h->m);
     free(h->xb);
     free(h->model_json);
     free(h->prep_json);
+    free(h->answer);
+    free(h->provenance);
     free(h);
 }
 
@@ -81,25 +111,44 @@ EMSCRIPTEN_KEEPALIVE dnw *dnw_load(const uint8_t *bytes, size_t size, const char
         failed(&err);
         return NULL;
     }
-    dn_model *m = dn_model_load(path, NULL, &err);
+    /* The metadata, for the provenance (some 40 KB: not on the stack). */
+    dn_file_extras *x = calloc(1, sizeof *x);
+    dn_model *m = x ? dn_model_load(path, x, &err) : NULL;
     remove(path);
     if (!m) {
-        failed(&err);
+        if (x)
+            failed(&err);
+        else
+            fail_msg("out of memory loading the model");
+        free(x);
         return NULL;
     }
-    if (m->input.c != 1 || m->input.h != SIDE || m->input.w != SIDE) {
-        snprintf(last.msg, sizeof last.msg, "%s: the model takes %dx%dx%d inputs; pictures are made 1x%dx%d",
-                 name, m->input.c, m->input.h, m->input.w, SIDE, SIDE);
+    if (m->input.c != 1 || m->input.h != SIDE || m->input.w != SIDE ||
+        dn_model_classes(m) > DN_EXPLAIN_MAX_CLASSES) {
+        snprintf(last.msg, sizeof last.msg,
+                 "%s: the model takes %dx%dx%d inputs and has %d classes; pictures are made "
+                 "1x%dx%d and at most %d classes are explained", name, m->input.c, m->input.h,
+                 m->input.w, dn_model_classes(m), SIDE, SIDE, DN_EXPLAIN_MAX_CLASSES);
+        last_http = 500;
+        dn_file_extras_free(x);
+        free(x);
         dn_model_free(m);
         return NULL;
     }
+    const char *prov = dn_file_extras_get(x, "provenance");
     dnw *h = calloc(1, sizeof *h);
     if (h) {
         h->m = m;
         h->fast = dn_work_new(m, 1);
         h->ref = dn_work_new(m, 1);
+        /* Batches as the server's for the occlusion map. */
+        h->explain = dn_work_new(m, 32);
+        h->pictures = dn_prep_new();
+        h->provenance = prov ? strdup(prov) : NULL;
     }
-    if (!h || !h->fast || !h->ref) {
+    dn_file_extras_free(x);
+    free(x);
+    if (!h || !h->fast || !h->ref || !h->explain || !h->pictures || (prov && !h->provenance)) {
         fail_msg("out of memory for the model's work buffers");
         if (h)
             dnw_free(h);
@@ -142,7 +191,7 @@ EMSCRIPTEN_KEEPALIVE const float *dnw_forward(dnw *h, int maps)
 }
 
 /* Layer l's output of the last dnw_forward with maps: (out.c, out.h,
- * out.w) values, shaped as dnw_model_json says. */
+ * out.w) values, shaped as the layers' "output" of dnw_model_json. */
 EMSCRIPTEN_KEEPALIVE const float *dnw_act(dnw *h, int l)
 {
     return dn_work_act(h->ref, l);
@@ -198,16 +247,6 @@ EMSCRIPTEN_KEEPALIVE int dnw_preprocess(dnw *h, const uint8_t *bytes, size_t siz
     return st == DN_OK ? 0 : failed(&err);
 }
 
-static const char *kind_name(dn_layer_kind k)
-{
-    static const char *const names[] = {
-        [DN_CONV] = "conv", [DN_RELU] = "relu", [DN_MAXPOOL] = "maxpool",
-        [DN_DROPOUT2D] = "dropout2d", [DN_FLATTEN] = "flatten", [DN_FC] = "fc",
-        [DN_LOGSOFTMAX] = "logsoftmax",
-    };
-    return names[k];
-}
-
 /* What dnw_preprocess found (the last call), as JSON. */
 EMSCRIPTEN_KEEPALIVE const char *dnw_prep_json(dnw *h)
 {
@@ -223,33 +262,136 @@ EMSCRIPTEN_KEEPALIVE const char *dnw_prep_json(dnw *h)
     return h->prep_json;
 }
 
-/* The model for the page's model panel, as JSON: spec, dataset,
- * normalisation, parameters, class names and each layer with its output
- * shape, parameters and multiply-accumulates. */
-EMSCRIPTEN_KEEPALIVE const char *dnw_model_json(dnw *h)
+/* ------------------------------------------------------------------------ */
+/* What `digitnet serve` answers, from the same library calls               */
+/* ------------------------------------------------------------------------ */
+
+static double now_us(void)
 {
-    const dn_model *m = h->m;
-    json_t *layers = json_array(), *classes = json_array();
-    for (int l = 0; l < m->n_layers; l++) {
-        const dn_layer *L = &m->layers[l];
-        json_array_append_new(layers, json_pack("{s:s,s:s,s:[iii],s:I,s:I}", "name", L->name,
-                                                "kind", kind_name(L->kind), "shape", L->out.c,
-                                                L->out.h, L->out.w, "params",
-                                                (json_int_t)(L->w_len + L->b_len), "macs",
-                                                (json_int_t)L->macs));
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e6 + (double)t.tv_nsec * 1e-3;
+}
+
+/* s (a malloc'd answer, or NULL after a failure in err) kept in
+ * h->answer until the next, which frees it. */
+static const char *answer(dnw *h, char *s, const dn_error *err)
+{
+    if (!s) {
+        failed(err);
+        return NULL;
     }
-    const char *const *names = dn_class_names(m->dataset);
-    for (int c = 0; c < dn_model_classes(m); c++) {
-        char label[16];
-        snprintf(label, sizeof label, "%d", c);
-        json_array_append_new(classes, json_string(names && c < 10 ? names[c] : label));
+    free(h->answer);
+    h->answer = s;
+    return s;
+}
+
+static int explain_flags(int maps, int saliency, int naive, int raw)
+{
+    return (maps ? DN_EXPLAIN_MAPS : 0) | (saliency ? DN_EXPLAIN_SALIENCY : 0) |
+           (naive ? DN_EXPLAIN_NAIVE : 0) | (raw ? DN_EXPLAIN_RAW : 0);
+}
+
+/* One explained prediction as the server's POST /api/predict answers it
+ * (dn_explanation_json): for a picture file's bytes when bytes is not
+ * NULL, else for dnw_input (the {"pixels": ...} body). The string is the
+ * module's until the next call. */
+EMSCRIPTEN_KEEPALIVE const char *dnw_explain(dnw *h, const uint8_t *bytes, size_t size, int maps,
+                                             int saliency, int naive, int raw)
+{
+    double t0 = now_us();
+    int flags = explain_flags(maps, saliency, naive, raw);
+    dn_error err = {0};
+    dn_explanation e;
+    dn_status st;
+    double decode_us = 0;
+    if (bytes) {
+        dn_image img;
+        if (dn_prep_load_memory(h->pictures, bytes, size, "body", &img, &err) != DN_OK) {
+            failed(&err);
+            last_http = 400;
+            return NULL;
+        }
+        decode_us = now_us() - t0;
+        st = dn_explain_image(h->m, h->explain, h->pictures, &img, flags, &e, &err);
+        dn_image_free(&img);
+    } else {
+        st = dn_explain_input(h->m, h->explain, h->input, flags, &e, &err);
     }
-    json_t *o = json_pack("{s:s,s:s,s:f,s:f,s:I,s:[iii],s:o,s:o}", "spec", m->spec, "dataset",
-                          m->dataset, "mean", (double)m->mean, "std", (double)m->std, "params",
-                          (json_int_t)m->n_params, "input", m->input.c, m->input.h,
-                          m->input.w, "classes", classes, "layers", layers);
+    const char *s = NULL;
+    if (st != DN_OK) {
+        failed(&err);
+        /* No digit in the picture is the picture's fault, as for the
+         * server. */
+        last_http = err.status == DN_ERR_FORMAT ? 422 : 500;
+    } else {
+        e.us_decode = decode_us;
+        e.us_total = now_us() - t0;
+        s = answer(h, dn_explanation_json(&e, &err), &err);
+    }
+    dn_explanation_free(&e);
+    return s;
+}
+
+/* The test images shipped with the page, from the bytes of the dataset's
+ * two test files (plain or gzip): loaded by the library's reader and
+ * scored, for the model panel's accuracy (as the server scores its test
+ * set on load) and for dnw_sample. Returns how many images, or -1. */
+EMSCRIPTEN_KEEPALIVE int dnw_load_test(dnw *h, const uint8_t *images, size_t n_images,
+                                       const uint8_t *labels, size_t n_labels)
+{
+    dn_error err = {0};
+    char dir[] = "/tmp/test-set", ipath[300], lpath[300];
+    dn_dataset_free(&h->test);
+    h->test_correct = 0;
+    mkdir(dir, 0700);
+    /* Written under the names the reader looks for (gzip is known by its
+     * first bytes). */
+    dn_status st = dn_dataset_files(dir, "test", ipath, lpath, sizeof ipath, &err);
+    if (st == DN_OK)
+        st = dn_file_write_atomic(ipath, images, n_images, &err);
+    if (st == DN_OK)
+        st = dn_file_write_atomic(lpath, labels, n_labels, &err);
+    if (st == DN_OK)
+        st = dn_dataset_load(&h->test, dir, "test", h->m->dataset, &err);
+    remove(ipath);
+    remove(lpath);
+    if (st == DN_OK)
+        st = dn_evaluate(h->m, &h->test, 0, h->test.n, 1, 250, NULL, NULL, &h->test_correct,
+                         &err);
+    if (st != DN_OK) {
+        dn_dataset_free(&h->test);
+        return failed(&err);
+    }
+    return (int)h->test.n;
+}
+
+/* Test image index as the server's GET /api/sample answers it. */
+EMSCRIPTEN_KEEPALIVE const char *dnw_sample(dnw *h, int index)
+{
+    const dn_dataset *ds = &h->test;
+    if (index < 0 || (size_t)index >= ds->n) {
+        snprintf(last.msg, sizeof last.msg, "there is no %s test image %d (there are %zu%s)",
+                 h->m->dataset, index, ds->n, ds->n ? " shipped with the page" : "");
+        last_http = 404;
+        return NULL;
+    }
+    dn_error err = {0};
+    return answer(h, dn_sample_json(ds, (size_t)index, &err), &err);
+}
+
+/* The model as the server's GET /api/model describes it (dn_model_json,
+ * without the server's loaded_at and generation), file named file, scored
+ * on the test images of dnw_load_test (none: test is null). */
+EMSCRIPTEN_KEEPALIVE const char *dnw_model_json(dnw *h, const char *file)
+{
+    dn_error err = {0};
+    char *s = dn_model_json(h->m, file, h->test_correct, h->test.n, h->provenance, &err);
+    if (!s) {
+        failed(&err);
+        return NULL;
+    }
     free(h->model_json);
-    h->model_json = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(o);
-    return h->model_json;
+    h->model_json = s;
+    return s;
 }

@@ -649,6 +649,7 @@
   }
 
   $('backend-name').textContent = backend.name;
+  $('api-link').hidden = !backend.api;
   paper();
   showEmpty();
   backend.model().then(showModel, (err) => {

@@ -4,10 +4,11 @@
  *
  * The page (app.js) talks to exactly one object, window.digitnetBackend,
  * and draws whatever it answers. Another back-end (the library compiled to
- * WebAssembly, for a static copy of the page) provides the same four
- * members with the same answers:
+ * WebAssembly, for a static copy of the page: backend-wasm.js) provides
+ * the same members with the same answers:
  *
  *   name                  a short label shown in the footer
+ *   api                   where the HTTP API is described (only here)
  *   model()               -> Promise of the GET /api/model object
  *   sample(index)         -> Promise of the GET /api/sample object
  *                            (index: a number, or undefined for any digit)
@@ -44,6 +45,7 @@
 
   window.digitnetBackend = {
     name: 'answers from the HTTP API',
+    api: 'api/openapi.json',
 
     model() {
       return fetch('api/model', {cache: 'no-store'}).then(answer);
