@@ -37,6 +37,10 @@ EXAMPLES := $(sort $(wildcard examples/*.c))
 FUZZ    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_NAMES := $(FUZZ:tests/fuzz/fuzz_%.c=%)
 FUZZ_LIBS :=
+# Objects of the command a target runs besides the library: fuzz_http
+# drives the server's own request handling (libmicrohttpd is in PKGS).
+FUZZ_OBJ_http = $(filter $(B)/obj/cli/serve_%.o,$(CLIOBJ)) $(B)/obj/cli/util.o \
+    $(B)/obj/gen/web_assets.o
 
 B       := build
 
@@ -166,8 +170,11 @@ REPLAYBIN := $(FUZZ_NAMES:%=$(B)/tests/replay_%)
 $(B)/tests/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c tests/fuzz/fuzz.c tests/fuzz/fuzz.h $(B)/libdigitnet.a
 	@mkdir -p $(dir $@)
 	$(say) LD $@
-	$(Q)$(CC) $(CPPFLAGS) -Itests/fuzz $(PKG_CFLAGS) $(CFLAGS) -DDN_FUZZ_NAME='"$*"' -o $@ $< \
-	    tests/fuzz/replay.c tests/fuzz/fuzz.c $(B)/libdigitnet.a $(LDFLAGS) $(LDLIBS) $(FUZZ_LIBS)
+	$(Q)$(CC) $(CPPFLAGS) -Itests/fuzz -Icli $(PKG_CFLAGS) $(CFLAGS) -DDN_FUZZ_NAME='"$*"' -o $@ $< \
+	    tests/fuzz/replay.c tests/fuzz/fuzz.c $(filter %.o,$^) $(B)/libdigitnet.a $(LDFLAGS) $(LDLIBS) \
+	    $(FUZZ_LIBS)
+
+$(B)/tests/replay_http: $(FUZZ_OBJ_http)
 
 test-only: $(B)/digitnet $(TESTBIN) $(REPLAYBIN) $(EXAMPLES:examples/%.c=$(B)/examples/%)
 	@DN_TEST_LABEL=$(or $(DN_TEST_LABEL),werror) DN_BIN=$(B)/digitnet tests/run $(TESTBIN) $(REPLAYBIN)
@@ -205,8 +212,10 @@ FUZZBIN := $(FUZZ_NAMES:%=$(B)/bin/fuzz_%)
 $(B)/bin/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.c tests/fuzz/fuzz.h $(B)/libdigitnet.a
 	@mkdir -p $(dir $@)
 	$(say) LD $@
-	$(Q)$(CC) $(CPPFLAGS) -Itests/fuzz $(PKG_CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< \
-	    tests/fuzz/fuzz.c $(B)/libdigitnet.a $(LDLIBS) $(FUZZ_LIBS)
+	$(Q)$(CC) $(CPPFLAGS) -Itests/fuzz -Icli $(PKG_CFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< \
+	    tests/fuzz/fuzz.c $(filter %.o,$^) $(B)/libdigitnet.a $(LDLIBS) $(FUZZ_LIBS)
+
+$(B)/bin/fuzz_http: $(FUZZ_OBJ_http)
 
 fuzz-bin: $(FUZZBIN)
 

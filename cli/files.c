@@ -65,8 +65,11 @@ int cli_check_writable(const char *path, char *why, size_t size)
         snprintf(dir, sizeof dir, "/");
     else
         snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    snprintf(tmp, sizeof tmp, "%s/.digitnet-write-check.XXXXXX", dir);
-    int fd = mkstemp(tmp);
+    /* Named as the library names path's temporary files, so that a kill
+     * between here and the unlink leaves a file the next run clears away
+     * with the other stale ones (dn_file_stale). */
+    snprintf(tmp, sizeof tmp, "%s.%ld-XXXXXX.tmp", path, (long)getpid());
+    int fd = mkstemps(tmp, 4);
     if (fd < 0) {
         int e = errno;
         snprintf(why, size, "cannot create files in '%s': %s", dir, strerror(e));

@@ -196,6 +196,13 @@ typedef struct serve_http serve_http;
 /* Starts the thread pool listening as o says; NULL and err on failure
  * (the address in use, ...). *port gets the port bound. */
 serve_http *serve_http_start(const serve_options *o, int *port, dn_error *err);
+/* The same request handling on a daemon with no listening socket and no
+ * thread of its own: the caller hands it connections (MHD_add_connection)
+ * and runs it (MHD_run). The HTTP fuzz target (tests/fuzz/fuzz_http.c)
+ * writes raw requests to it over socket pairs, so that libmicrohttpd's
+ * parser and the routes are fuzzed together. NULL if it cannot start. */
+struct MHD_Daemon;
+struct MHD_Daemon *serve_http_start_external(int access_log_fd);
 /* Stops accepting, lets the requests in flight finish (up to grace_ms),
  * then stops. Returns how many were still running when it gave up. */
 int serve_http_stop(serve_http *h, int grace_ms);

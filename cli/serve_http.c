@@ -1,8 +1,9 @@
 /*
  * serve_http.c - HTTP for `digitnet serve` on GNU libmicrohttpd: a pool of
- * threads, each with its own epoll loop; bodies gathered up to
- * SERVE_MAX_BODY (a larger Content-Length is answered 413 before a byte of
- * the body is read); one access-log line per request; a drain on stop.
+ * threads, each with its own epoll loop, given the connections one by one
+ * by an accepting thread; bodies gathered up to SERVE_MAX_BODY (a larger
+ * Content-Length is answered 413 before a byte of the body is read); one
+ * access-log line per request; a drain on stop.
  *
  * libmicrohttpd parses HTTP; nothing here does. It calls `access` several
  * times per request: once with the headers, once per piece of body, and
@@ -11,7 +12,9 @@
 #include "serve.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -25,6 +28,9 @@
 struct serve_http {
     struct MHD_Daemon *d;
     int listen_fd;
+    int max_conn;
+    pthread_t acceptor;
+    atomic_int stopping;
 };
 
 static int log_fd = -1;
@@ -64,10 +70,23 @@ void serve_log(int fd, const char *fmt, ...)
     char line[1024];
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
-    n += (size_t)snprintf(line + n, sizeof line - n, ".%03ldZ ", ts.tv_nsec / 1000000);
+    /* The date and time to the second, made once a second per thread. */
+    static _Thread_local time_t sec = -1;
+    static _Thread_local char stamp[32];
+    static _Thread_local size_t stamp_len;
+    if (ts.tv_sec != sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        stamp_len = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+        sec = ts.tv_sec;
+    }
+    memcpy(line, stamp, stamp_len);
+    size_t n = stamp_len;
+    long ms = ts.tv_nsec / 1000000;
+    char tail[6] = {'.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10),
+                    'Z', ' '};
+    memcpy(line + n, tail, sizeof tail);
+    n += sizeof tail;
     va_list ap;
     va_start(ap, fmt);
     int k = vsnprintf(line + n, sizeof line - n - 1, fmt, ap);
@@ -238,13 +257,15 @@ static void completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
         return;
     *con_cls = NULL;
     double us = now_us() - rq->t0;
+    long whole_us = (long)(us + 0.5); /* printf's %ld is cheaper than its %.0f */
     if (rq->status)
         serve_metrics_request(rq->route, rq->status, us);
     if (rq->status)
-        serve_log(log_fd, "%s \"%s %s\" %d %zu %.0fus", rq->client, rq->method, rq->path,
-                  rq->status, rq->bytes, us);
+        serve_log(log_fd, "%s \"%s %s\" %d %zu %ldus", rq->client, rq->method, rq->path,
+                  rq->status, rq->bytes, whole_us);
     else
-        serve_log(log_fd, "%s \"%s %s\" - - %.0fus (%s)", rq->client, rq->method, rq->path, us,
+        serve_log(log_fd, "%s \"%s %s\" - - %ldus (%s)", rq->client, rq->method, rq->path,
+                  whole_us,
                   rq->too_big ? "body over the limit, connection closed"
                   : toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timed out"
                                                                   : "closed before an answer");
@@ -302,6 +323,49 @@ static int listen_on(const char *host, int port, int *bound, dn_error *err)
     return fd;
 }
 
+static void pause_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, ms % 1000 * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Accepts connections and hands each to libmicrohttpd, which gives it to
+ * the thread of its pool that the descriptor's number picks: connections
+ * accepted one after the other get consecutive numbers and alternate
+ * between the threads. Left to accept by
+ * themselves, the threads race for each connection, and one of two could
+ * win 44 of 64: its requests then wait twice as long as the other's, which
+ * is the slowest hundredth of all requests (the p99 latency). At the
+ * connection limit it accepts nothing until one closes: the others wait
+ * in the listening queue, as they would with libmicrohttpd's own accept. */
+static void *acceptor(void *arg)
+{
+    serve_http *h = arg;
+    while (!atomic_load(&h->stopping)) {
+        if (atomic_load(&open_conns) >= h->max_conn) {
+            pause_ms(2);
+            continue;
+        }
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd = accept(h->listen_fd, (struct sockaddr *)&ss, &len);
+        if (fd < 0) {
+            if (atomic_load(&h->stopping))
+                break;
+            if (errno != EINTR && errno != ECONNABORTED) {
+                /* out of descriptors or memory: wait for some to be freed */
+                serve_log(log_fd, "- accept: %s", strerror(errno));
+                pause_ms(10);
+            }
+            continue;
+        }
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+        /* On failure (a limit reached) libmicrohttpd closes fd itself. */
+        MHD_add_connection(h->d, fd, (const struct sockaddr *)&ss, len);
+    }
+    return NULL;
+}
+
 serve_http *serve_http_start(const serve_options *o, int *port, dn_error *err)
 {
     serve_http *h = calloc(1, sizeof *h);
@@ -311,22 +375,26 @@ serve_http *serve_http_start(const serve_options *o, int *port, dn_error *err)
         return NULL;
     }
     log_fd = o->log_fd;
+    h->max_conn = o->max_conn;
     h->listen_fd = listen_on(o->host, o->port, port, err);
     if (h->listen_fd < 0) {
         free(h);
         return NULL;
     }
-    /* Turbo: read, write and accept before asking epoll, which mostly
-     * succeeds on a busy server (fewer system calls). */
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_TURBO;
+    /* Turbo: read and write before asking epoll, which mostly succeeds on
+     * a busy server (fewer system calls). The connections come from the
+     * acceptor thread (no listening socket of its own). */
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_TURBO |
+                     MHD_USE_NO_LISTEN_SOCKET;
     h->d = MHD_start_daemon(
-        flags, 0, NULL, NULL, access_cb, NULL, MHD_OPTION_LISTEN_SOCKET, h->listen_fd,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->threads > 1 ? o->threads : 0),
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_conn, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned)o->per_ip, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->timeout_s,
-        MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL, MHD_OPTION_NOTIFY_CONNECTION,
-        connection_cb, NULL, MHD_OPTION_END);
-    if (!h->d) {
+        flags, 0, NULL, NULL, access_cb, NULL, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)(o->threads > 1 ? o->threads : 0), MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)o->max_conn, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->per_ip,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
+        completed_cb, NULL, MHD_OPTION_NOTIFY_CONNECTION, connection_cb, NULL, MHD_OPTION_END);
+    if (!h->d || pthread_create(&h->acceptor, NULL, acceptor, h) != 0) {
+        if (h->d)
+            MHD_stop_daemon(h->d);
         close(h->listen_fd);
         free(h);
         err->status = DN_ERR_IO;
@@ -336,12 +404,24 @@ serve_http *serve_http_start(const serve_options *o, int *port, dn_error *err)
     return h;
 }
 
+struct MHD_Daemon *serve_http_start_external(int access_log_fd)
+{
+    log_fd = access_log_fd;
+    /* The callbacks of serve_http_start; no turbo, ITC or pool: nothing
+     * but the caller's MHD_run touches this daemon. */
+    return MHD_start_daemon(MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL, access_cb, NULL,
+                            MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
+                            MHD_OPTION_NOTIFY_CONNECTION, connection_cb, NULL, MHD_OPTION_END);
+}
+
 int serve_http_stop(serve_http *h, int grace_ms)
 {
-    /* No new connections; those open finish what they started. */
-    MHD_socket fd = MHD_quiesce_daemon(h->d);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
+    /* No new connections; those open finish what they started. Shutting
+     * the listening socket down wakes the acceptor from accept. */
+    atomic_store(&h->stopping, 1);
+    shutdown(h->listen_fd, SHUT_RDWR);
+    pthread_join(h->acceptor, NULL);
+    close(h->listen_fd);
     /* Until nothing is being answered and, while connections are open,
      * nothing has been for SETTLE_MS: a request sent just before the
      * signal may not have been read yet. Idle keep-alive connections are
@@ -352,8 +432,7 @@ int serve_http_stop(serve_http *h, int grace_ms)
             quiet = 0;
         else if (atomic_load(&open_conns) <= 0 || quiet >= SETTLE_MS)
             break;
-        struct timespec ts = {0, 5 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        pause_ms(5);
         waited += 5;
         quiet += 5;
     }

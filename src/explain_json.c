@@ -24,10 +24,11 @@ typedef struct out {
     int oom;
 } out;
 
-static void put(out *o, const char *s, size_t n)
+/* Room for n more bytes and the NUL; 0 when out of memory. */
+static int reserve(out *o, size_t n)
 {
     if (o->oom)
-        return;
+        return 0;
     if (o->len + n + 1 > o->cap) {
         size_t cap = o->cap ? o->cap : 4096;
         while (cap < o->len + n + 1)
@@ -35,11 +36,18 @@ static void put(out *o, const char *s, size_t n)
         char *p = realloc(o->s, cap);
         if (!p) {
             o->oom = 1;
-            return;
+            return 0;
         }
         o->s = p;
         o->cap = cap;
     }
+    return 1;
+}
+
+static void put(out *o, const char *s, size_t n)
+{
+    if (!reserve(o, n))
+        return;
     memcpy(o->s + o->len, s, n);
     o->len += n;
     o->s[o->len] = 0;
@@ -53,23 +61,15 @@ static void puts_(out *o, const char *s)
 static void put_int(out *o, long v)
 {
     char b[24];
-    int n = snprintf(b, sizeof b, "%ld", v);
-    put(o, b, (size_t)n);
-}
-
-/* A level 0..255 without printf: 784 of them in every answer. */
-static void put_level(out *o, float x)
-{
-    float v = x < 0 ? 0 : x > 1 ? 1 : x;
-    long l = lrintf(v * 255.0f);
-    char b[4];
-    int n = 0;
-    if (l >= 100)
-        b[n++] = (char)('0' + l / 100);
-    if (l >= 10)
-        b[n++] = (char)('0' + l / 10 % 10);
-    b[n++] = (char)('0' + l % 10);
-    put(o, b, (size_t)n);
+    int n = sizeof b;
+    unsigned long u = v < 0 ? 0ul - (unsigned long)v : (unsigned long)v;
+    do {
+        b[--n] = (char)('0' + (int)(u % 10));
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        b[--n] = '-';
+    put(o, b + n, sizeof b - (size_t)n);
 }
 
 /* v with `digits` significant digits; null for a non-finite value (a
@@ -80,9 +80,8 @@ static void put_num(out *o, double v, int digits)
         puts_(o, "null");
         return;
     }
-    char b[40];
-    int n = snprintf(b, sizeof b, "%.*g", digits, v);
-    put(o, b, (size_t)n);
+    char b[DN_FORMAT_MAX];
+    put(o, b, (size_t)dn_format_g(b, v, digits));
 }
 
 /* A JSON string of s, escaped. */
@@ -91,15 +90,21 @@ static void put_str(out *o, const char *s)
     put(o, "\"", 1);
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
+        size_t plain = 0;
+        while (s[plain] && s[plain] != '"' && s[plain] != '\\' &&
+               (unsigned char)s[plain] >= 0x20)
+            plain++;
+        if (plain) {
+            /* a stretch that needs no escape, in one piece */
+            put(o, s, plain);
+            s += plain - 1;
+        } else if (c == '"' || c == '\\') {
             char e[2] = {'\\', (char)c};
             put(o, e, 2);
         } else if (c < 0x20) {
             char e[8];
             snprintf(e, sizeof e, "\\u%04x", c);
             put(o, e, 6);
-        } else {
-            put(o, (const char *)&c, 1);
         }
     }
     put(o, "\"", 1);
@@ -125,15 +130,32 @@ static void floats(out *o, const float *v, size_t n, int digits)
     put(o, "]", 1);
 }
 
+/* The 784 levels 0..255 of x (0..1), written straight into the buffer:
+ * they are most of every answer. */
 static void levels(out *o, const float *x)
 {
-    put(o, "[", 1);
-    for (int i = 0; i < DN_IMAGE_SIDE * DN_IMAGE_SIDE; i++) {
-        if (i)
-            put(o, ",", 1);
-        put_level(o, x[i]);
+    enum { N = DN_IMAGE_SIDE * DN_IMAGE_SIDE };
+    if (!reserve(o, 4 * N + 2))
+        return;
+    char *b = o->s + o->len;
+    *b++ = '[';
+    for (int i = 0; i < N; i++) {
+        float v = x[i] < 0 ? 0 : x[i] > 1 ? 1 : x[i];
+        /* lrintf(v * 255) without the library call: adding and taking away
+         * 1.5 * 2^23 rounds to a whole number, half to even, as lrintf
+         * does in the default rounding mode */
+        const float big = 12582912.0f;
+        int l = (int)((v * 255.0f + big) - big);
+        if (l >= 100)
+            *b++ = (char)('0' + l / 100);
+        if (l >= 10)
+            *b++ = (char)('0' + l / 10 % 10);
+        *b++ = (char)('0' + l % 10);
+        *b++ = ',';
     }
-    put(o, "]", 1);
+    b[-1] = ']';
+    *b = 0;
+    o->len = (size_t)(b - o->s);
 }
 
 static void probabilities(out *o, const float *logp, int k)
@@ -264,9 +286,11 @@ static void timing(out *o, const dn_explanation *e)
     for (int i = 0; i < 6; i++) {
         key(o, keys[i]);
         /* Tenths of a microsecond, as plain decimals. */
-        char b[32];
-        int n = isfinite(v[i]) ? snprintf(b, sizeof b, "%.1f", v[i]) : snprintf(b, sizeof b, "null");
-        put(o, b, (size_t)n);
+        char b[DN_FORMAT_MAX];
+        if (isfinite(v[i]))
+            put(o, b, (size_t)dn_format_f(b, v[i], 1));
+        else
+            puts_(o, "null");
     }
     put(o, "}", 1);
 }

@@ -86,14 +86,11 @@ static void rgba_chunk(const uint8_t *src, size_t count, uint8_t *g, uint8_t *a,
         rgba16(src + 4 * i, g + i, a + i, &vs, &vw, &vl);
     uint32_t s4[4];
     uint64_t w2[2];
-    uint8_t l16[16];
     _mm_storeu_si128((__m128i *)s4, vs);
     _mm_storeu_si128((__m128i *)w2, vw);
-    _mm_storeu_si128((__m128i *)l16, vl);
     sum->seen += (uint64_t)s4[0] + s4[1] + s4[2] + s4[3];
     sum->weight += w2[0] + w2[1];
-    for (int k = 0; k < 16; k++)
-        sum->translucent |= l16[k] != 255;
+    sum->translucent |= _mm_movemask_epi8(_mm_cmpeq_epi8(vl, _mm_set1_epi8(-1))) != 0xffff;
 #endif
     alpha_pixels(src, 4, i, count, g, a, sum);
 }
@@ -116,6 +113,53 @@ void dn_grey_from_channels(const uint8_t *src, int n, size_t count, uint8_t *g, 
             alpha_pixels(src + 2 * done, 2, 0, k, g + done, a + done, sum);
         else
             rgba_chunk(src + 4 * done, k, g + done, a + done, sum);
+    }
+}
+
+void dn_alpha_stats(const uint8_t *g, const uint8_t *a, size_t count, dn_alpha_sum *sum)
+{
+    memset(sum, 0, sizeof *sum);
+    /* An opaque picture (most canvases) needs only the minimum. */
+    size_t i = 0;
+    uint8_t low = 255;
+#if defined(__SSE2__)
+    __m128i vl = _mm_set1_epi8(-1);
+    for (; i + 16 <= count; i += 16)
+        vl = _mm_min_epu8(vl, _mm_loadu_si128((const __m128i *)(a + i)));
+    low = _mm_movemask_epi8(_mm_cmpeq_epi8(vl, _mm_set1_epi8(-1))) == 0xffff ? 255 : 0;
+#endif
+    for (; i < count; i++)
+        low = a[i] < low ? a[i] : low;
+    if (low == 255)
+        return;
+    sum->translucent = 1;
+    for (size_t done = 0; done < count; done += CHUNK) {
+        size_t k = count - done < CHUNK ? count - done : CHUNK, j = 0;
+        const uint8_t *gc = g + done, *ac = a + done;
+        uint64_t seen = 0, weight = 0;
+#if defined(__SSE2__)
+        const __m128i z = _mm_setzero_si128();
+        __m128i vs = z, vw = z;
+        for (; j + 16 <= k; j += 16) {
+            __m128i gv = _mm_loadu_si128((const __m128i *)(gc + j));
+            __m128i av = _mm_loadu_si128((const __m128i *)(ac + j));
+            vs = _mm_add_epi32(vs, _mm_madd_epi16(_mm_unpacklo_epi8(gv, z), _mm_unpacklo_epi8(av, z)));
+            vs = _mm_add_epi32(vs, _mm_madd_epi16(_mm_unpackhi_epi8(gv, z), _mm_unpackhi_epi8(av, z)));
+            vw = _mm_add_epi64(vw, _mm_sad_epu8(av, z));
+        }
+        uint32_t s4[4];
+        uint64_t w2[2];
+        _mm_storeu_si128((__m128i *)s4, vs);
+        _mm_storeu_si128((__m128i *)w2, vw);
+        seen = (uint64_t)s4[0] + s4[1] + s4[2] + s4[3];
+        weight = w2[0] + w2[1];
+#endif
+        for (; j < k; j++) {
+            seen += (uint64_t)gc[j] * ac[j];
+            weight += ac[j];
+        }
+        sum->seen += seen;
+        sum->weight += weight;
     }
 }
 

@@ -100,7 +100,9 @@ static int axis_make(axis_w *a, int n_in, int n_out, double s, double origin, in
             a->first[o] = i0;
             for (int t = 0; t < a->taps; t++) {
                 int i = i0 + t;
-                double ov = fmin(hi, i + 1.0) - fmax(lo, (double)i);
+                /* fmin and fmax, inline (no NaN here) */
+                double top = hi < i + 1.0 ? hi : i + 1.0, bottom = lo > i ? lo : (double)i;
+                double ov = top - bottom;
                 if (ov > 0 && i >= 0 && i < n_in)
                     w[t] = (float)(ov * s);
             }
@@ -142,9 +144,15 @@ static void axis_span(const axis_w *a, int n_out, int *c0, int *c1)
             }
 }
 
+/* Floats the band has past its last column, so that a row's last few
+ * columns are one more turn of the vector loop. */
+#define BAND_PAD 16
+
 /* band[x - c0] += wt * src[x] (0 below floor) over columns c0..c1: the one
  * pass over the input. Each lane does the scalar loop's multiply and add,
- * so the sums are the same bits either way. */
+ * so the sums are the same bits either way; 16 columns below floor add
+ * nothing and are skipped (their band values would only gain +0). The band
+ * has BAND_PAD floats of room past column c1. */
 static void band_add(float *restrict band, const uint8_t *restrict row, int c0, int c1,
                      uint8_t floor, float wt)
 {
@@ -152,13 +160,25 @@ static void band_add(float *restrict band, const uint8_t *restrict row, int c0, 
 #if defined(__SSE2__)
     const __m128i vf = _mm_set1_epi8((char)floor), z = _mm_setzero_si128();
     const __m128 vw = _mm_set1_ps(wt);
-    for (; x + 16 <= c1 + 1; x += 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(row + x));
+    uint8_t last[16];
+    while (x <= c1) {
+        __m128i v;
+        if (x + 16 <= c1 + 1) {
+            v = _mm_loadu_si128((const __m128i *)(row + x));
+        } else {
+            /* the last columns, from a copy padded with zeros */
+            memset(last, 0, sizeof last);
+            memcpy(last, row + x, (size_t)(c1 + 1 - x));
+            v = _mm_loadu_si128((const __m128i *)last);
+        }
         v = _mm_and_si128(v, _mm_cmpeq_epi8(_mm_max_epu8(v, vf), v));
+        float *b = band + (x - c0);
+        x += 16;
+        if (_mm_movemask_epi8(_mm_cmpeq_epi8(v, z)) == 0xffff)
+            continue;
         __m128i lo = _mm_unpacklo_epi8(v, z), hi = _mm_unpackhi_epi8(v, z);
         __m128i q[4] = {_mm_unpacklo_epi16(lo, z), _mm_unpackhi_epi16(lo, z),
                         _mm_unpacklo_epi16(hi, z), _mm_unpackhi_epi16(hi, z)};
-        float *b = band + (x - c0);
         for (int k = 0; k < 4; k++)
             _mm_storeu_ps(b + 4 * k, _mm_add_ps(_mm_loadu_ps(b + 4 * k),
                                                 _mm_mul_ps(vw, _mm_cvtepi32_ps(q[k]))));
@@ -173,7 +193,11 @@ static void band_add(float *restrict band, const uint8_t *restrict row, int c0, 
 /* Output rows are made one at a time: the input rows an output row
  * covers are summed with their weights into a band (vertical first, so
  * the input is read once, row by row), and the band is then weighed along
- * x into the few output pixels. */
+ * x into the output pixels, all columns at once tap by tap, so that each
+ * column's sum (taken in tap order, as ever) does not wait on the one
+ * before. The band reaches every column a tap names, zero where no input
+ * is weighed, so that no tap needs a test: a tap of weight 0 adds 0 * a
+ * finite level, +0, which leaves a sum of non-negative terms as it was. */
 int dn_resample_bytes(const uint8_t *src, int sw, int sh, double ox, double oy, double sx,
                       double sy, uint8_t floor, float unit, float *dst, int dw, int dh,
                       int zero_outside, dn_buf *band)
@@ -189,23 +213,32 @@ int dn_resample_bytes(const uint8_t *src, int sw, int sh, double ox, double oy, 
         ok = 1;
         goto done;
     }
-    if (!dn_buf_reserve(band, (size_t)(c1 - c0 + 1) * sizeof(float)))
+    /* the columns the taps name: b0 .. b1 */
+    int b0 = c0, b1 = c1;
+    for (int x = 0; x < dw; x++) {
+        b0 = ax.first[x] < b0 ? ax.first[x] : b0;
+        b1 = ax.first[x] + ax.taps - 1 > b1 ? ax.first[x] + ax.taps - 1 : b1;
+    }
+    size_t bw = (size_t)(b1 - b0 + 1) + BAND_PAD;
+    if (!dn_buf_reserve(band, (size_t)dw * sizeof(double) + bw * sizeof(float)))
         goto done;
-    float *b = band->p;
+    double *acc = band->p;                  /* (dw) */
+    float *b = (float *)(acc + dw);         /* (bw): column b0 + i at b[i] */
     for (int o = 0; o < dh; o++) {
-        memset(b, 0, (size_t)(c1 - c0 + 1) * sizeof *b);
+        memset(b, 0, bw * sizeof *b);
         const float *wy = ay.w + (size_t)o * (size_t)ay.taps;
         for (int t = 0; t < ay.taps; t++)
             if (wy[t] != 0.0f)
-                band_add(b, src + (size_t)(ay.first[o] + t) * (size_t)sw, c0, c1, floor, wy[t]);
-        for (int x = 0; x < dw; x++) {
-            const float *wx = ax.w + (size_t)x * (size_t)ax.taps;
-            double acc = 0;
-            for (int t = 0; t < ax.taps; t++)
-                if (wx[t] != 0.0f)
-                    acc += (double)wx[t] * b[ax.first[x] + t - c0];
-            dst[(size_t)o * (size_t)dw + (size_t)x] = (float)(acc * unit);
-        }
+                band_add(b + (c0 - b0), src + (size_t)(ay.first[o] + t) * (size_t)sw, c0, c1,
+                         floor, wy[t]);
+        for (int x = 0; x < dw; x++)
+            acc[x] = 0;
+        for (int t = 0; t < ax.taps; t++)
+            for (int x = 0; x < dw; x++)
+                acc[x] += (double)ax.w[(size_t)x * (size_t)ax.taps + (size_t)t] *
+                          b[ax.first[x] + t - b0];
+        for (int x = 0; x < dw; x++)
+            dst[(size_t)o * (size_t)dw + (size_t)x] = (float)(acc[x] * unit);
     }
     ok = 1;
 done:

@@ -38,7 +38,8 @@ struct dn_prep {
     struct libdeflate_decompressor *inflater;
     dn_buf idat;        /* PNG image data of several IDAT chunks, joined */
     dn_buf rows;        /* inflated PNG rows (h, 1 + w * channels) */
-    dn_buf pixels;      /* the same unfiltered, (h, w * channels) */
+    dn_buf pixels;      /* PNG: the row unfiltered, and a copy of the row
+                         * above, (2, w * channels) */
     dn_buf grey;        /* the image dn_prep_load_memory lends, (h, w) */
     dn_buf alpha;       /* its opacity while it is decoded, (h, w) */
     /* preprocessing */
@@ -47,7 +48,8 @@ struct dn_prep {
     dn_buf runs;        /* dn_run per run of kept ink */
     dn_buf row_first;   /* (h + 1) index of each row's first run */
     dn_buf mass;        /* uint64 ink per run, then per component */
-    dn_buf band;        /* float row of one output row's input rows */
+    dn_buf band;        /* resampling: an output row's sums, and the band of
+                         * input rows it weighs */
 };
 
 /* Frees every buffer of p (p itself stays). */
@@ -73,6 +75,11 @@ static inline uint8_t dn_luma(unsigned r, unsigned g, unsigned b)
 {
     return (uint8_t)((19595u * r + 38470u * g + 7471u * b + 32768u) >> 16);
 }
+/* The opacity statistics of count pixels of grey g and opacity a, as
+ * dn_grey_from_channels adds them up, into *sum (overwritten); seen and
+ * weight are counted only when some pixel is translucent, the only case
+ * in which dn_grey_fill_transparent reads them. */
+void dn_alpha_stats(const uint8_t *g, const uint8_t *a, size_t count, dn_alpha_sum *sum);
 /* Blends the count pixels of g over the colour that contrasts with what is
  * drawn (white behind dark strokes, black behind light ones), if any pixel
  * was translucent. */
@@ -81,8 +88,10 @@ void dn_grey_fill_transparent(uint8_t *g, const uint8_t *a, size_t count,
 
 /* ---- AVX2 (image_x86.c) ----------------------------------------------- */
 
-/* Whether the processor has AVX2 (the functions below may be called). */
+/* Whether the processor has AVX2 (the functions below may be called), and
+ * whether it has POPCNT (for code built with target("popcnt")). */
 int dn_image_avx2(void);
+int dn_image_popcnt(void);
 /* The loops of rgba_chunk, dn_grey_fill_transparent, ink_plane and
  * band_add, 32 (16 for band) pixels at a time, with the same results; each
  * returns how many pixels (band: the next column) it did. */
@@ -92,6 +101,9 @@ size_t dn_avx2_fill(uint8_t *g, const uint8_t *a, size_t count, uint32_t fill);
 size_t dn_avx2_ink(const uint8_t *g, size_t n, uint8_t bg, int inverted, uint8_t *ink,
                    uint8_t *peak);
 int dn_avx2_band(float *band, const uint8_t *row, int c0, int c1, uint8_t floor, float wt);
+/* For each whole span of `span` bytes (a multiple of 32) in s (n bytes),
+ * whether it is all zero, into zero[k]; returns how many spans it did. */
+size_t dn_avx2_zero_spans(const uint8_t *s, size_t n, size_t span, uint8_t *zero);
 
 /* ---- PNG (png.c) ------------------------------------------------------- */
 

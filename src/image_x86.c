@@ -9,6 +9,8 @@
  */
 #include "image.h"
 
+#include <stdatomic.h>
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 
@@ -58,15 +60,13 @@ size_t dn_avx2_rgba(const uint8_t *src, size_t count, uint8_t *g, uint8_t *a,
     }
     uint32_t s8[8];
     uint64_t w4[4];
-    uint8_t l32[32];
     _mm256_storeu_si256((__m256i *)s8, seen);
     _mm256_storeu_si256((__m256i *)w4, weight);
-    _mm256_storeu_si256((__m256i *)l32, low);
     for (int k = 0; k < 8; k++)
         sum->seen += s8[k];
     sum->weight += w4[0] + w4[1] + w4[2] + w4[3];
-    for (int k = 0; k < 32; k++)
-        sum->translucent |= l32[k] != 255;
+    sum->translucent |=
+        _mm256_movemask_epi8(_mm256_cmpeq_epi8(low, _mm256_set1_epi8(-1))) != -1;
     return i;
 }
 
@@ -112,6 +112,19 @@ size_t dn_avx2_ink(const uint8_t *g, size_t n, uint8_t bg, int inverted, uint8_t
     return i;
 }
 
+size_t dn_avx2_zero_spans(const uint8_t *s, size_t n, size_t span, uint8_t *zero)
+{
+    size_t k = 0;
+    for (; (k + 1) * span <= n; k++) {
+        const uint8_t *p = s + k * span;
+        __m256i acc = _mm256_setzero_si256();
+        for (size_t i = 0; i < span; i += 32)
+            acc = _mm256_or_si256(acc, _mm256_loadu_si256((const __m256i *)(p + i)));
+        zero[k] = (uint8_t)_mm256_testz_si256(acc, acc);
+    }
+    return k;
+}
+
 int dn_avx2_band(float *band, const uint8_t *row, int c0, int c1, uint8_t floor, float wt)
 {
     const __m128i vf = _mm_set1_epi8((char)floor);
@@ -120,6 +133,8 @@ int dn_avx2_band(float *band, const uint8_t *row, int c0, int c1, uint8_t floor,
     for (; x + 16 <= c1 + 1; x += 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)(row + x));
         v = _mm_and_si128(v, _mm_cmpeq_epi8(_mm_max_epu8(v, vf), v));
+        if (_mm_testz_si128(v, v))
+            continue; /* all below floor: the band would gain +0 */
         float *b = band + (x - c0);
         __m256 lo = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v));
         __m256 hi = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(v, 8)));
@@ -135,10 +150,28 @@ int dn_avx2_band(float *band, const uint8_t *row, int c0, int c1, uint8_t floor,
 #pragma GCC pop_options
 #endif
 
+/* What the processor has, asked once (the image loops ask for every row or
+ * span): bit 0 known, bit 1 AVX2, bit 2 POPCNT. */
+static int features(void)
+{
+    static _Atomic int known;
+    int k = atomic_load_explicit(&known, memory_order_relaxed);
+    if (!k) {
+        __builtin_cpu_init();
+        k = 1 | (__builtin_cpu_supports("avx2") ? 2 : 0) | (__builtin_cpu_supports("popcnt") ? 4 : 0);
+        atomic_store_explicit(&known, k, memory_order_relaxed);
+    }
+    return k;
+}
+
 int dn_image_avx2(void)
 {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") != 0;
+    return (features() & 2) != 0;
+}
+
+int dn_image_popcnt(void)
+{
+    return (features() & 4) != 0;
 }
 
 #else
@@ -147,6 +180,11 @@ int dn_image_avx2(void)
  * the callers never call the others, and the portable loops do every
  * pixel. The others exist so that the callers link everywhere. */
 int dn_image_avx2(void)
+{
+    return 0;
+}
+
+int dn_image_popcnt(void)
 {
     return 0;
 }
@@ -168,6 +206,12 @@ size_t dn_avx2_ink(const uint8_t *g, size_t n, uint8_t bg, int inverted, uint8_t
                    uint8_t *peak)
 {
     (void)g, (void)n, (void)bg, (void)inverted, (void)ink, (void)peak;
+    return 0;
+}
+
+size_t dn_avx2_zero_spans(const uint8_t *s, size_t n, size_t span, uint8_t *zero)
+{
+    (void)s, (void)n, (void)span, (void)zero;
     return 0;
 }
 

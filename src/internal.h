@@ -75,6 +75,15 @@ void dn_add_floats(float *restrict dst, const float *restrict src, size_t n);
  * cheap enough to run on every parameter after every optimizer step. */
 int dn_floats_finite(const float *v, size_t n);
 
+/* Room for any number dn_format_g or dn_format_f writes, NUL included. */
+#define DN_FORMAT_MAX 48
+/* v as snprintf's "%.*g" (digits 1..17) or "%.*f" (decimals 0..17) writes
+ * it, character for character, into b (DN_FORMAT_MAX bytes), several
+ * times faster (src/numfmt.c); returns the length. dn_format_f cuts a
+ * number of 30 or more integer digits to DN_FORMAT_MAX - 1 characters. */
+int dn_format_g(char *b, double v, int digits);
+int dn_format_f(char *b, double v, int decimals);
+
 /* a * b into *out; returns 0 on overflow. */
 static inline int dn_mul_size(size_t a, size_t b, size_t *out)
 {

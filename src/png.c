@@ -5,8 +5,10 @@
  * a simple bit-by-bit decoder and spends several times longer on that than
  * everything after it. Here the image data is inflated in one call of
  * libdeflate (Debian libdeflate-dev) into a buffer the dn_prep keeps, and
- * the rows are unfiltered into another and turned to grey a cache-sized
- * block at a time. Only
+ * each row is unfiltered in a row buffer and turned grey while it is in
+ * the first-level cache; where a row repeats the one above (the Up
+ * filter's zeros, most of a drawing's background) its grey is copied
+ * rather than computed again. Only
  * non-interlaced 8-bit PNGs take this path (grey, grey+alpha, RGB, RGBA,
  * palette); any other valid PNG is left to stb_image (DN_PNG_OTHER).
  *
@@ -205,13 +207,6 @@ static void sub_row(uint8_t *restrict d, const uint8_t *restrict s, size_t len, 
         d[i] = (uint8_t)(s[i] + d[i - bpp]);
 }
 
-static void up_row(uint8_t *restrict d, const uint8_t *restrict s, const uint8_t *restrict b,
-                   size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        d[i] = (uint8_t)(s[i] + b[i]);
-}
-
 static void avg_row(uint8_t *restrict d, const uint8_t *restrict s, const uint8_t *restrict b,
                     size_t len, size_t bpp)
 {
@@ -251,17 +246,16 @@ static void paeth_row(uint8_t *restrict d, const uint8_t *restrict s, const uint
 }
 
 /* Undoes filter f of one row (len bytes, bpp per pixel); b is the row above
- * (NULL for the first row, which has zeros above it). Returns 0 for an
+ * (NULL for the first row, which has zeros above it). Up is undone here
+ * only for the first row (up_spans does the others). Returns 0 for an
  * unknown filter. */
 static int unfilter(uint8_t *restrict d, const uint8_t *restrict s, const uint8_t *restrict b,
                     size_t len, size_t bpp, int f)
 {
-    if (f == 0 || (f == 2 && !b))
-        memcpy(d, s, len);
+    if (f == 0 || f == 2)
+        memcpy(d, s, len); /* Up only for the first row: the others go to up_spans */
     else if (f == 1 || (f == 4 && !b))
         sub_row(d, s, len, bpp); /* Paeth of the first row predicts from the left */
-    else if (f == 2)
-        up_row(d, s, b, len);
     else if (f == 3)
         avg_row(d, s, b, len, bpp);
     else if (f == 4)
@@ -271,28 +265,93 @@ static int unfilter(uint8_t *restrict d, const uint8_t *restrict s, const uint8_
     return 1;
 }
 
-/* One unfiltered row of palette indices to grey and opacity; 0 if an
- * index is beyond the palette. */
-static int palette_row(const uint8_t *idx, uint32_t w, const png_head *hd, uint8_t *g,
-                       uint8_t *a, dn_alpha_sum *sum)
+/* count unfiltered palette indices to grey and opacity; 0 if an index is
+ * beyond the palette. */
+static int palette_span(const uint8_t *idx, uint32_t count, const png_head *hd, uint8_t *g,
+                        uint8_t *a)
 {
     uint8_t top = 0;
-    uint32_t seen = 0, weight = 0;
-    uint8_t low = 255;
-    for (uint32_t x = 0; x < w; x++) {
+    for (uint32_t x = 0; x < count; x++) {
         top = idx[x] > top ? idx[x] : top;
         g[x] = hd->pal_grey[idx[x]];
-        if (a) {
+        if (a)
             a[x] = hd->pal_alpha[idx[x]];
-            seen += (uint32_t)g[x] * a[x];
-            weight += a[x];
-            low = a[x] < low ? a[x] : low;
+    }
+    return top < hd->pal_n;
+}
+
+/* Pixels x0..x1-1 of the unfiltered row r to grey and opacity (g and a
+ * are the row's own); 0 if a palette index is beyond the palette. */
+static int convert_span(const png_head *hd, const uint8_t *r, uint32_t x0, uint32_t x1,
+                        uint8_t *g, uint8_t *a)
+{
+    if (hd->palette)
+        return palette_span(r + x0, x1 - x0, hd, g + x0, a ? a + x0 : NULL);
+    /* the opacity statistics are taken once the whole image is in */
+    dn_alpha_sum unused = {0, 0, 0};
+    size_t c = (size_t)hd->channels;
+    dn_grey_from_channels(r + x0 * c, hd->channels, x1 - x0, g + x0, a ? a + x0 : NULL, &unused);
+    return 1;
+}
+
+/* Whether the n bytes at p are all zero. */
+static int all_zero(const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+#if defined(__SSE2__)
+    __m128i acc = _mm_setzero_si128();
+    for (; i + 16 <= n; i += 16)
+        acc = _mm_or_si128(acc, _mm_loadu_si128((const __m128i *)(p + i)));
+    if (_mm_movemask_epi8(_mm_cmpeq_epi8(acc, _mm_setzero_si128())) != 0xffff)
+        return 0;
+#endif
+    for (; i < n; i++)
+        if (p[i])
+            return 0;
+    return 1;
+}
+
+static void add_bytes(uint8_t *restrict d, const uint8_t *restrict s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        d[i] = (uint8_t)(d[i] + s[i]);
+}
+
+/* Pixels per span that the Up filter's zeros are looked for in: one turn
+ * of the widest conversion loop. */
+#define SPAN 32
+
+/* Row y (y > 0) filtered with Up, s its filtered bytes, r the row above it
+ * (unfiltered, updated in place to this row). A drawing is mostly
+ * background, and where s is zero the row repeats the one above: those
+ * spans are copied from the grey (and opacity) row above, and only the
+ * spans that change are added up and converted. avx2: the processor has
+ * AVX2. 0 if a palette index is beyond the palette. */
+static int up_spans(const png_head *hd, uint8_t *r, const uint8_t *s, uint32_t w, size_t bpp,
+                    int avx2, uint8_t *g, uint8_t *a)
+{
+    uint8_t zero[DN_IMAGE_MAX_SIDE / SPAN + 1];
+    uint32_t spans = (w + SPAN - 1) / SPAN;
+    size_t k = avx2 ? dn_avx2_zero_spans(s, (size_t)w * bpp, SPAN * bpp, zero) : 0;
+    for (; k < spans; k++) {
+        uint32_t x = (uint32_t)k * SPAN;
+        zero[k] = (uint8_t)all_zero(s + x * bpp, (w - x < SPAN ? w - x : SPAN) * bpp);
+    }
+    for (uint32_t k0 = 0, k1; k0 < spans; k0 = k1) {
+        for (k1 = k0 + 1; k1 < spans && zero[k1] == zero[k0]; k1++)
+            ;
+        uint32_t x = k0 * SPAN, end = k1 * SPAN < w ? k1 * SPAN : w;
+        if (zero[k0]) {
+            memcpy(g + x, g - w + x, end - x);
+            if (a)
+                memcpy(a + x, a - w + x, end - x);
+        } else {
+            add_bytes(r + x * bpp, s + x * bpp, (end - x) * bpp);
+            if (!convert_span(hd, r, x, end, g, a))
+                return 0;
         }
     }
-    sum->seen += seen;
-    sum->weight += weight;
-    sum->translucent |= low != 255;
-    return top < hd->pal_n;
+    return 1;
 }
 
 /* Inflates the image data into p->rows, exactly h rows of 1 + w * channels
@@ -346,37 +405,39 @@ int dn_png_decode(dn_prep *p, const uint8_t *data, size_t size, const char *name
     if (!dn_buf_reserve(&p->grey, n) || (hd.has_alpha && !dn_buf_reserve(&p->alpha, n)))
         return dn_fail(err, DN_ERR_NOMEM, "%s: out of memory for a %ux%u image", name, hd.w,
                        hd.h);
-    if (!dn_buf_reserve(&p->pixels, (size_t)hd.h * len))
+    if (!dn_buf_reserve(&p->pixels, 2 * len))
         return dn_fail(err, DN_ERR_NOMEM, "%s: out of memory for a %ux%u image", name, hd.w,
                        hd.h);
+    /* Row by row, in a row buffer r that stays in the first-level cache:
+     * unfiltered in place (Avg and Paeth read the row above from a copy,
+     * prev), then turned grey. */
     const uint8_t *rows = p->rows.p;
-    uint8_t *px = p->pixels.p, *g = p->grey.p, *a = hd.has_alpha ? p->alpha.p : NULL;
-    /* Blocks of rows of about 16 KB are unfiltered and then turned grey
-     * while they are in the first-level cache; a block, not a row, so that
-     * the vector loops seldom have a ragged end. */
-    uint32_t block = len < 16384 ? (uint32_t)(16384 / len) : 1;
-    dn_alpha_sum sum = {0, 0, 0};
-    for (uint32_t y0 = 0; y0 < hd.h; y0 += block) {
-        uint32_t y1 = hd.h - y0 < block ? hd.h : y0 + block;
-        for (uint32_t y = y0; y < y1; y++) {
-            const uint8_t *row = rows + y * stride;
-            uint8_t *d = px + y * len;
-            if (!unfilter(d, row + 1, y ? d - len : NULL, len, bpp, row[0]))
-                return dn_fail(err, DN_ERR_FORMAT, "%s: corrupt PNG (row %u has filter %d)", name,
-                               y, row[0]);
+    uint8_t *r = p->pixels.p, *prev = r + len, *g = p->grey.p;
+    uint8_t *a = hd.has_alpha ? p->alpha.p : NULL;
+    int avx2 = dn_image_avx2();
+    for (uint32_t y = 0; y < hd.h; y++) {
+        const uint8_t *row = rows + y * stride;
+        uint8_t *gy = g + (size_t)y * hd.w, *ay = a ? a + (size_t)y * hd.w : NULL;
+        int f = row[0], ok;
+        if (f == 2 && y > 0) {
+            ok = up_spans(&hd, r, row + 1, hd.w, bpp, avx2, gy, ay);
+        } else {
+            if (y > 0 && (f == 3 || f == 4))
+                memcpy(prev, r, len);
+            if (!unfilter(r, row + 1, y ? prev : NULL, len, bpp, f))
+                return dn_fail(err, DN_ERR_FORMAT, "%s: corrupt PNG (row %u has filter %d)",
+                               name, y, f);
+            ok = convert_span(&hd, r, 0, hd.w, gy, ay);
         }
-        size_t at = (size_t)y0 * hd.w, count = (size_t)(y1 - y0) * hd.w;
-        if (!hd.palette)
-            dn_grey_from_channels(px + y0 * len, hd.channels, count, g + at, a ? a + at : NULL,
-                                  &sum);
-        for (uint32_t y = y0; hd.palette && y < y1; y++)
-            if (!palette_row(px + y * len, hd.w, &hd, g + (size_t)y * hd.w,
-                             a ? a + (size_t)y * hd.w : NULL, &sum))
-                return dn_fail(err, DN_ERR_FORMAT, "%s: corrupt PNG (row %u uses a colour "
-                               "beyond the palette)", name, y);
+        if (!ok)
+            return dn_fail(err, DN_ERR_FORMAT,
+                           "%s: corrupt PNG (row %u uses a colour beyond the palette)", name, y);
     }
-    if (a)
+    if (a) {
+        dn_alpha_sum sum;
+        dn_alpha_stats(g, a, n, &sum);
         dn_grey_fill_transparent(g, a, n, &sum);
+    }
     *w = (int)hd.w;
     *h = (int)hd.h;
     return DN_OK;

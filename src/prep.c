@@ -69,6 +69,18 @@ void dn_prep_free(dn_prep *p)
 
 /* Median of the grey levels in a frame around the image, a few pixels
  * thick: the background, even where the digit runs into an edge. */
+/* n pixels of the frame into the histograms: a plain stretch (one grey
+ * level, as a background is) in one step. */
+static void frame_hist(uint32_t hist[4][256], const uint8_t *p, int n)
+{
+    if (n > 1 && !memcmp(p, p + 1, (size_t)n - 1)) {
+        hist[0][p[0]] += (uint32_t)n;
+        return;
+    }
+    for (int x = 0; x < n; x++)
+        hist[x & 3][p[x]]++;
+}
+
 static uint8_t border_median(const uint8_t *g, int w, int h)
 {
     /* Four histograms, so that runs of one grey level (a plain border)
@@ -79,19 +91,19 @@ static uint8_t border_median(const uint8_t *g, int w, int h)
     int t = 1 + (w < h ? w : h) / 64;
     for (int y = 0; y < h; y++) {
         const uint8_t *row = g + (size_t)y * (size_t)w;
-        int whole = y < t || y >= h - t || w - t <= t;
-        int x = 0;
-        /* a plain border: whole rows of one grey level counted 16 at a time */
-        while (whole && x + 16 <= w && !memcmp(row + x, row + x + 1, 15)) {
-            hist[0][row[x]] += 16;
-            x += 16;
+        if (y < t || y >= h - t || w - t <= t) {
+            /* a whole row, 16 pixels at a time */
+            int x = 0;
+            for (; x + 16 <= w; x += 16)
+                frame_hist(hist, row + x, 16);
+            frame_hist(hist, row + x, w - x);
+            total += (size_t)w;
+        } else {
+            /* its two ends */
+            frame_hist(hist, row, t);
+            frame_hist(hist, row + w - t, t);
+            total += 2 * (size_t)t;
         }
-        for (; x < w; x++) {
-            if (!whole && x == t)
-                x = w - t; /* skip the inside of the frame */
-            hist[x & 3][row[x]]++;
-        }
-        total += whole ? (size_t)w : 2 * (size_t)t;
     }
     size_t half = (total + 1) / 2, run = 0;
     for (int b = 0; b < 256; b++) {
@@ -174,14 +186,23 @@ static void row_bits(const uint8_t *row, int w, uint8_t lo, uint8_t hi, uint64_t
         uint64_t kb = 0, sb = 0;
 #if defined(__SSE2__)
         const __m128i vlo = _mm_set1_epi8((char)lo), vhi = _mm_set1_epi8((char)hi);
-        for (; j + 16 <= n; j += 16) {
-            __m128i v = _mm_loadu_si128((const __m128i *)(p + j));
+        uint8_t last[16];
+        for (; j < n; j += 16) {
+            const uint8_t *q = p + j;
+            if (n - j < 16) {
+                /* the row's last pixels, padded with zeros (below lo) */
+                memset(last, 0, sizeof last);
+                memcpy(last, q, (size_t)(n - j));
+                q = last;
+            }
+            __m128i v = _mm_loadu_si128((const __m128i *)q);
             /* v >= t exactly when max(v, t) == v, unsigned */
             unsigned mk = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(v, vlo), v));
             unsigned ms = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(v, vhi), v));
             kb |= (uint64_t)mk << j;
             sb |= (uint64_t)ms << j;
         }
+        j = n;
 #endif
         for (; j < n; j++) {
             kb |= (uint64_t)(p[j] >= lo) << j;
@@ -233,19 +254,39 @@ static void unite(dn_run *r, int32_t a, int32_t b)
         r[a].parent = b;
 }
 
-/* Runs in the kept bitmap (h rows of `words`). */
-static size_t count_runs(const uint64_t *kept, int h, int words)
+/* Runs in the kept bitmap (h rows of `words`); hw: the processor has POPCNT
+ * (see solid_box_with). */
+static inline __attribute__((always_inline)) size_t count_runs_with(const uint64_t *kept, int h,
+                                                                    int words, int hw)
 {
     size_t n = 0;
     for (int y = 0; y < h; y++) {
         const uint64_t *row = kept + (size_t)y * (size_t)words;
         uint64_t carry = 0;
         for (int k = 0; k < words; k++) {
-            n += (size_t)popcount64(row[k] & ~(row[k] << 1 | carry));
+            uint64_t starts = row[k] & ~(row[k] << 1 | carry);
+            n += (size_t)(hw ? __builtin_popcountll(starts) : popcount64(starts));
             carry = row[k] >> 63;
         }
     }
     return n;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("popcnt"))) static size_t count_runs_popcnt(const uint64_t *kept, int h,
+                                                                   int words)
+{
+    return count_runs_with(kept, h, words, 1);
+}
+#endif
+
+static size_t count_runs(const uint64_t *kept, int h, int words)
+{
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (dn_image_popcnt())
+        return count_runs_popcnt(kept, h, words);
+#endif
+    return count_runs_with(kept, h, words, 0);
 }
 
 /* The runs of row y, each its own blob, joined to the runs of row y - 1
@@ -390,8 +431,7 @@ __attribute__((target("popcnt"))) static solid_stats solid_box_popcnt(const uint
 static solid_stats solid_box(const uint64_t *solid, int h, int words)
 {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("popcnt"))
+    if (dn_image_popcnt())
         return solid_box_popcnt(solid, h, words);
 #endif
     return solid_box_with(solid, h, words, 0);

@@ -7,10 +7,12 @@
  */
 #include "test.h"
 #include "digitnet_explain.h"
+#include "internal.h"
 #include "digitnet_picture.h"
 
 #include <jansson.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -391,6 +393,71 @@ static void test_model_json(void **state)
     free(s);
 }
 
+/* The answer's numbers are written without printf (src/numfmt.c), and
+ * must come out exactly as printf writes them: powers of ten, halfway
+ * cases, the smallest and largest doubles, then random floats (the
+ * network's outputs are floats) and random doubles at every precision. */
+static void check_format(double v, int digits, long *bad)
+{
+    char want[400], got[DN_FORMAT_MAX];
+    snprintf(want, sizeof want, "%.*g", digits < 1 ? 1 : digits, v);
+    int n = dn_format_g(got, v, digits);
+    if (strcmp(want, got) != 0 || n != (int)strlen(want)) {
+        if ((*bad)++ < 5)
+            print_message("%%.%dg of %.17g: printf %s, dn_format_g %s\n", digits, v, want, got);
+    }
+    if (!(fabs(v) < 1e20))
+        return;
+    snprintf(want, sizeof want, "%.*f", digits, v);
+    n = dn_format_f(got, v, digits);
+    if (strcmp(want, got) != 0 || n != (int)strlen(want)) {
+        if ((*bad)++ < 5)
+            print_message("%%.%df of %.17g: printf %s, dn_format_f %s\n", digits, v, want, got);
+    }
+}
+
+static void test_numbers_as_printf(void **state)
+{
+    (void)state;
+    static const double edges[] = {
+        0, 0.5, 1.5, 2.5, 0.25, 0.125, 0.375, 1e-5, 9.9999995e-5, 1e-4, 9.99999949e-5, 9.9999995,
+        99999.995, 999999.5, 9999999.5, 0.05, 0.15, 1, 10, 100, 1e6, 1e7, 1e15, 1e16, 1e17,
+        1e22, 1e23, 123456789012345678.0, 4.9406564584124654e-324, 2.2250738585072014e-308,
+        1.7976931348623157e308, 1e-30, 0.1f, 1.f / 3, 2.f / 3, 1e-45f, 3.4028235e38f};
+    long bad = 0;
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++)
+        for (int d = 0; d <= 17; d++) {
+            check_format(edges[i], d, &bad);
+            check_format(-edges[i], d, &bad);
+        }
+    dn_rng r;
+    dn_rng_seed(&r, 20261202);
+    for (int i = 0; i < 200000; i++) {
+        uint64_t u = dn_rng_next(&r);
+        uint32_t u32 = (uint32_t)u;
+        float f;
+        double d;
+        memcpy(&f, &u32, sizeof f);
+        memcpy(&d, &u, sizeof d);
+        if (isfinite(f)) {
+            check_format(f, 7, &bad);
+            check_format(f, 4, &bad);
+            check_format(f, i % 18, &bad);
+        }
+        if (isfinite(d))
+            check_format(d, i % 18, &bad);
+        /* numbers of a few digits, where halfway cases are common */
+        check_format((double)(u % 2000000) / (double)(1 + (u >> 40) % 1000), i % 18, &bad);
+        check_format((double)(u % 100000) * 0.05, 1, &bad);
+    }
+    assert_int_equal(bad, 0);
+    /* A value no fast path takes still comes out right, and in bounds. */
+    char b[DN_FORMAT_MAX];
+    assert_int_equal(dn_format_f(b, 1e300, 1), DN_FORMAT_MAX - 1);
+    assert_int_equal(dn_format_g(b, NAN, 7), 3);
+    assert_string_equal(b, "nan");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -401,6 +468,7 @@ int main(void)
         cmocka_unit_test(test_maps_and_batch),
         cmocka_unit_test(test_image_and_json),
         cmocka_unit_test(test_model_json),
+        cmocka_unit_test(test_numbers_as_printf),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

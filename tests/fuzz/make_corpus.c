@@ -238,12 +238,13 @@ static void write_func(void *ctx, void *data, int size)
     fwrite(data, 1, (size_t)size, f);
 }
 
-/* An image written by stb_image_write into memory, then put(). */
-static void put_stb(const char *name, int kind, int w, int h, int comp, const uint8_t *px)
+/* An image written by stb_image_write into memory (kind 0 PNG, 1 BMP,
+ * 2 TGA, 3 JPEG); malloc'd, its size in *n. */
+static char *stb_encode(const char *name, int kind, int w, int h, int comp, const uint8_t *px,
+                        size_t *n)
 {
     char *buf = NULL;
-    size_t n = 0;
-    FILE *f = open_memstream(&buf, &n);
+    FILE *f = open_memstream(&buf, n);
     int ok = 0;
     if (f) {
         if (kind == 0)
@@ -258,6 +259,14 @@ static void put_stb(const char *name, int kind, int w, int h, int comp, const ui
     }
     if (!ok)
         die(name, "stb_image_write failed");
+    return buf;
+}
+
+/* An image written by stb_image_write into memory, then put(). */
+static void put_stb(const char *name, int kind, int w, int h, int comp, const uint8_t *px)
+{
+    size_t n = 0;
+    char *buf = stb_encode(name, kind, w, h, comp, px, &n);
     put("image", name, buf, n);
     /* The truncated files: the same, cut short. */
     char cut[64];
@@ -416,6 +425,157 @@ static void checkpoint_corpus(void)
     }
 }
 
+/* ------------------------------------------------------------------------ */
+
+/* A request for fuzz_http: head (request line and headers, without the
+ * blank line) and body; "Content-Length: ?" in head is filled in by the
+ * target. */
+static void put_request(const char *name, const char *head, const void *body, size_t n)
+{
+    size_t hn = strlen(head);
+    char *b = malloc(hn + 4 + n);
+    if (!b)
+        die(name, "out of memory");
+    memcpy(b, head, hn);
+    memcpy(b + hn, "\r\n\r\n", 4);
+    if (n)
+        memcpy(b + hn + 4, body, n);
+    put("http", name, b, hn + 4 + n);
+    free(b);
+}
+
+static char *base64(const char *data, size_t n)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *out = malloc(n / 3 * 4 + 5), *o = out;
+    if (!out)
+        die("base64", "out of memory");
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)(uint8_t)data[i] << 16;
+        v |= i + 1 < n ? (uint32_t)(uint8_t)data[i + 1] << 8 : 0;
+        v |= i + 2 < n ? (uint8_t)data[i + 2] : 0;
+        *o++ = abc[v >> 18];
+        *o++ = abc[v >> 12 & 63];
+        *o++ = i + 1 < n ? abc[v >> 6 & 63] : '=';
+        *o++ = i + 2 < n ? abc[v & 63] : '=';
+    }
+    *o = 0;
+    return out;
+}
+
+/* Every route of `digitnet serve` answered, and the requests it refuses:
+ * wrong method, unknown path, Content-Type, size, JSON, base64, flags. */
+static void http_corpus(void)
+{
+    /* A "1": a bar down the middle of a 28 x 28, white on black as the
+     * API's pixels are, and as a PNG of dark ink on white. */
+    uint8_t px[28 * 28], ink[28 * 28];
+    for (int i = 0; i < 28 * 28; i++) {
+        int on = i % 28 >= 13 && i % 28 <= 15 && i / 28 >= 4 && i / 28 <= 23;
+        px[i] = on ? 255 : 0;
+        ink[i] = on ? 20 : 235;
+    }
+    size_t png_n;
+    char *png = stb_encode("http png", 0, 28, 28, 1, ink, &png_n);
+    char *png64 = base64(png, png_n);
+    char pixels[4096];
+    size_t pn = (size_t)snprintf(pixels, sizeof pixels, "{\"pixels\":[");
+    for (int i = 0; i < 28 * 28; i++)
+        pn += (size_t)snprintf(pixels + pn, sizeof pixels - pn, "%s%d", i ? "," : "", px[i]);
+    pn += (size_t)snprintf(pixels + pn, sizeof pixels - pn, "]}");
+    size_t jn = strlen(png64) + 64;
+    char *image = malloc(jn), *bare = malloc(jn), *batch = malloc(jn + pn + 8);
+    if (!image || !bare || !batch)
+        die("http corpus", "out of memory");
+    snprintf(image, jn, "{\"image\":\"data:image/png;base64,%s\"}", png64);
+    snprintf(bare, jn, "{\"image\":\"%s\"}", png64);
+    snprintf(batch, jn + pn + 8, "[%s,%s]", pixels, image);
+
+    static const char *const gets[][2] = {
+        {"get-page", "GET / HTTP/1.1\r\nHost: localhost"},
+        {"head-index", "HEAD /index.html HTTP/1.1\r\nHost: localhost"},
+        {"get-model", "GET /api/model HTTP/1.1\r\nHost: localhost"},
+        {"get-openapi", "GET /api/openapi.json HTTP/1.1\r\nHost: localhost"},
+        {"get-healthz", "GET /healthz HTTP/1.0"},
+        {"get-metrics", "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close"},
+        {"get-sample", "GET /api/sample HTTP/1.1\r\nHost: localhost"},
+        {"get-sample-3", "GET /api/sample?index=3 HTTP/1.1\r\nHost: localhost"},
+        {"get-sample-past", "GET /api/sample?index=10 HTTP/1.1\r\nHost: localhost"},
+        {"get-sample-bad", "GET /api/sample?index=-1&index=x HTTP/1.1\r\nHost: localhost"},
+        {"get-predict", "GET /api/predict HTTP/1.1\r\nHost: localhost"},
+        {"delete-healthz", "DELETE /healthz HTTP/1.1\r\nHost: localhost"},
+        {"get-none", "GET /api/nothing/../model%00 HTTP/1.1\r\nHost: localhost"},
+        {"too-big", "POST /api/predict HTTP/1.1\r\nHost: localhost\r\n"
+                    "Content-Type: image/png\r\nContent-Length: 2000000"},
+        {"bad-line", "BLAH\r\nHost: localhost"},
+        {"no-colon", "GET /healthz HTTP/1.1\r\nHost localhost\r\n: empty"},
+    };
+    for (size_t i = 0; i < sizeof gets / sizeof gets[0]; i++)
+        put_request(gets[i][0], gets[i][1], NULL, 0);
+    static const char pipelined[] =
+        "GET /app.js HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        "GET /style.css HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        "GET /favicon.svg HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        "GET /backend-http.js HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    put("http", "get-assets-pipelined", pipelined, sizeof pipelined - 1);
+    static const char http09[] = "GET /\r\n";
+    put("http", "http-0.9", http09, sizeof http09 - 1);
+
+#define POST(path, type) "POST " path " HTTP/1.1\r\nHost: localhost\r\nContent-Type: " type \
+                         "\r\nContent-Length: ?"
+    put_request("predict-png", POST("/api/predict", "image/png"), png, png_n);
+    put_request("predict-png-flags", POST("/api/predict?maps=1&naive=true&raw=0", "image/png"),
+                png, png_n);
+    put_request("predict-png-raw", POST("/api/predict?raw", "application/octet-stream"), png,
+                png_n);
+    put_request("predict-png-cut", POST("/api/predict", "image/jpeg"), png, png_n / 2);
+    put_request("predict-pixels-saliency",
+                POST("/api/predict?saliency=1", "application/json; charset=utf-8"), pixels, pn);
+    put_request("predict-image", POST("/api/predict", "application/json"), image,
+                strlen(image));
+    put_request("predict-bare-base64", POST("/api/predict?maps=1", "Application/JSON"), bare,
+                strlen(bare));
+    put_request("batch", POST("/api/predict/batch?raw=1&naive=1", "application/json"), batch,
+                strlen(batch));
+    put_request("batch-empty", POST("/api/predict/batch", "application/json"), "[]", 2);
+    put_request("batch-text", POST("/api/predict/batch", "text/plain"), batch, strlen(batch));
+    put_request("predict-bad-json", POST("/api/predict", "application/json"), pixels, pn / 2);
+    put_request("predict-bad-flag", POST("/api/predict?maps=2", "image/png"), png, png_n);
+    static const char both[] = "{\"pixels\":[0,300],\"image\":\"data:,x\"}";
+    put_request("predict-both", POST("/api/predict", "application/json"), both,
+                sizeof both - 1);
+    static const char bad64[] = "{\"image\":\"data:image/png;base64,iVBOR*\"}";
+    put_request("predict-bad-base64", POST("/api/predict", "application/json"), bad64,
+                sizeof bad64 - 1);
+    put_request("predict-no-type",
+                "POST /api/predict HTTP/1.1\r\nHost: localhost\r\nContent-Length: ?", png, png_n);
+    put_request("predict-length-short",
+                "POST /api/predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: image/png\r\n"
+                "Content-Length: 7", png, png_n);
+#undef POST
+    /* The PNG in two chunks. */
+    char *chunked = malloc(png_n + 256);
+    if (!chunked)
+        die("http corpus", "out of memory");
+    size_t half = png_n / 2, cn = 0;
+    cn += (size_t)sprintf(chunked, "%zx\r\n", half);
+    memcpy(chunked + cn, png, half);
+    cn += half;
+    cn += (size_t)sprintf(chunked + cn, "\r\n%zx\r\n", png_n - half);
+    memcpy(chunked + cn, png + half, png_n - half);
+    cn += png_n - half;
+    cn += (size_t)sprintf(chunked + cn, "\r\n0\r\n\r\n");
+    put_request("predict-chunked",
+                "POST /api/predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: image/png\r\n"
+                "Transfer-Encoding: chunked", chunked, cn);
+    free(chunked);
+    free(png);
+    free(png64);
+    free(image);
+    free(bare);
+    free(batch);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1)
@@ -425,6 +585,7 @@ int main(int argc, char **argv)
     spec_corpus();
     image_corpus();
     checkpoint_corpus();
+    http_corpus();
     printf("make_corpus: seeds written under %s/\n", root);
     return 0;
 }
