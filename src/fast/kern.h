@@ -41,10 +41,12 @@
 #define FC_ACC 16   /* fc accumulators (samples x outputs) */
 #define G_MAX 8     /* fc samples per block */
 #elif DN_KERN_ISA == 1
-#define KB1 2
+/* AVX2: conv_block and the weight gradient work on one ymm of columns at
+ * a time (see there): 2 x 5 conv accumulators, 9 weight-gradient ones. */
+#define KB1 5
 #define KB2 1
 #define NVT_MAX 1
-#define DW_ACC 6
+#define DW_ACC 9
 #define FC_ACC 4
 #define G_MAX 4
 #else

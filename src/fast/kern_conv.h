@@ -31,6 +31,42 @@ typedef v16 conv_acc[KB_MAX][2][NVT_MAX];
  * weights wb holds (wb[(ii * K*K + t) * N + o], conv_run packs them), over
  * input channels kin[0..nin). KC is the kernel size when known at
  * compile time (0: s->K). */
+#if DN_KERN_ISA == 1
+/* With AVX2 a v16 is two ymm, and 16 registers hold no block of v16
+ * accumulators and their operands: the same sums run one ymm of columns
+ * at a time, so that a block keeps 2 * N ymm accumulators, the two input
+ * rows and one broadcast weight in registers (N = 5: 13 of the 16; with
+ * N = 6 gcc 12 spills inside the loop). */
+KI void conv_block(const int N, const int NVT, const int KC, conv_acc acc, const conv_src *s,
+                   const float *wb, const int *kin, int nin, int oy0, int x0)
+{
+    const int K = KC ? KC : s->K, rs = s->rs, step = s->stride * rs;
+    for (int j = 0; j < NVT; j++)
+        for (int h = 0; h < NP; h++) {
+            vnf c0[KB_MAX], c1[KB_MAX];
+            for (int o = 0; o < N; o++)
+                c0[o] = acc[o][0][j].p[h], c1[o] = acc[o][1][j].p[h];
+            const float *wp = wb;
+            for (int ii = 0; ii < nin; ii++) {
+                const float *pl = s->planes + (size_t)kin[ii] * s->plane + (size_t)oy0 * step +
+                                  x0 + 16 * j + VN * h;
+                for (int ky = 0; ky < K; ky++) {
+                    const float *r0 = pl + (size_t)ky * rs, *r1 = r0 + step;
+                    for (int kx = 0; kx < K; kx++, wp += N) {
+                        vnf a0 = ldvn(r0 + kx), a1 = ldvn(r1 + kx);
+                        for (int o = 0; o < N; o++) {
+                            vnf w = bcvn(wp[o]);
+                            c0[o] = a0 * w + c0[o];
+                            c1[o] = a1 * w + c1[o];
+                        }
+                    }
+                }
+            }
+            for (int o = 0; o < N; o++)
+                acc[o][0][j].p[h] = c0[o], acc[o][1][j].p[h] = c1[o];
+        }
+}
+#else
 KI void conv_block(const int N, const int NVT, const int KC, conv_acc acc, const conv_src *s,
                    const float *wb, const int *kin, int nin, int oy0, int x0)
 {
@@ -58,6 +94,7 @@ KI void conv_block(const int N, const int NVT, const int KC, conv_acc acc, const
         }
     }
 }
+#endif
 
 /* ReLU, 2x2 max-pool and dropout scale of 16 columns of two conv rows into
  * n <= 8 pooled values and their arg-max codes. The first maximum in scan
@@ -191,8 +228,11 @@ KI void conv_run_k(const int KC, const conv_src *s, int repack, const conv_out *
 {
     int nvt = NVT_MAX >= 2 && NV >= 2 ? 2 : 1, kb = nvt == 2 ? KB2 : KB1;
     const int KK = s->K * s->K;
-    for (int o0 = 0; o0 < nout; o0 += kb) {
-        int nb = min_i(kb, nout - o0);
+    /* The fewest blocks of at most kb channels, their sizes differing by
+     * at most one (16 channels in blocks of 5 would leave a block of 1). */
+    int nblk = (nout + kb - 1) / kb;
+    for (int bi = 0; bi < nblk; bi++) {
+        int o0 = bi * nout / nblk, nb = (bi + 1) * nout / nblk - o0;
         const int *k = ko + o0;
         /* Each block's weights at their own place, so that the next
          * sample with the same channels reuses them. */
@@ -311,17 +351,17 @@ static void conv_forward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_
  * gradient rows of kernel rows k0..k1 (dv[q][k], loaded here from dr[q]
  * upwards) of output channels q0..q1-1. */
 KI void dw_row(const int K, const int KYC, const int q0, const int q1, const int k0,
-               const int k1, v16 *acc, const float *xr, const float *const *dr, int drs)
+               const int k1, vw *acc, const float *xr, const float *const *dr, int drs)
 {
-    v16 dv[2][7];
+    vw dv[2][7];
     for (int q = q0; q < q1; q++)
         for (int k = k0; k <= k1; k++)
-            dv[q][k] = pin(ld(dr[q] - (size_t)k * drs));
+            dv[q][k] = ldw(dr[q] - (size_t)k * drs);
     for (int kx = 0; kx < K; kx++) {
-        v16 xv = pin(ld(xr + kx));
+        vw xv = ldw(xr + kx);
         for (int q = q0; q < q1; q++)
             for (int k = k0; k <= k1; k++)
-                acc[(q * KYC + k) * K + kx] = fma16(dv[q][k], xv, acc[(q * KYC + k) * K + kx]);
+                acc[(q * KYC + k) * K + kx] = fmaw(dv[q][k], xv, acc[(q * KYC + k) * K + kx]);
     }
 }
 
@@ -333,14 +373,14 @@ KI void dw_row(const int K, const int KYC, const int q0, const int q1, const int
  * rows skip the kernel rows whose gradient row is the zero border (exact
  * zeros of the sum, so the same bits), a fifth of the products for a 5x5
  * kernel over 14 rows. */
-KI void dw_rows(const int K, const int KYC, const int q0, const int q1, v16 *acc,
+KI void dw_rows(const int K, const int KYC, const int q0, const int q1, vw *acc,
                 const float *X, const float *const *D, int xrs, int drs, int E, int NV, int dwh)
 {
-    for (int j = 0; j < NV; j++) {
-        const float *xr = X + 16 * j;
+    for (int j = 0; j < NV * (16 / WV); j++) {
+        const float *xr = X + WV * j;
         const float *dr[2];
         for (int q = q0; q < q1; q++)
-            dr[q] = D[q] + (size_t)E * drs + 16 * j;
+            dr[q] = D[q] + (size_t)E * drs + WV * j;
         int r = 0;
         if (dwh >= KYC) {
 #pragma GCC unroll 7
@@ -384,9 +424,9 @@ KI void dw_block(const int NO, const int K, const int KYC, const dn_fast_stage *
 {
     const int E = s->E, NV = s->NV, xrs = s->xs_rs, drs = s->ds_rs, dwh = s->dwh;
     for (int ky0 = 0; ky0 < K; ky0 += KYC) {
-        v16 acc[DW_ACC > 7 ? DW_ACC : 7]; /* [(q * KYC + k) * K + kx] */
+        vw acc[DW_ACC > 7 ? DW_ACC : 7]; /* [(q * KYC + k) * K + kx] */
         for (int k = 0; k < NO * KYC * K; k++)
-            acc[k] = splat(0.0f);
+            acc[k] = (vw){0};
         for (int u = 0; u < nt; u++) {
             const float *X = xs + ((size_t)tl[u] * s->C + c) * s->xs_plane + (size_t)ky0 * xrs;
             const float *D[2];
@@ -403,10 +443,12 @@ KI void dw_block(const int NO, const int K, const int KYC, const dn_fast_stage *
         /* Lanes to sums, sixteen accumulators at a time. */
         float z[DW_ACC > 16 ? 32 : 16];
         int n = NO * KYC * K, i = 0;
+#if DN_KERN_ISA != 1
         for (; i + 16 <= n; i += 16)
             hsum16(acc + i, z + i);
+#endif
         for (; i < n; i++)
-            z[i] = hsum(acc[i]);
+            z[i] = hsumw(acc[i]);
         for (int q = 0; q < NO; q++)
             for (int k = 0; k < KYC && ky0 + k < K; k++)
                 for (int kx = 0; kx < K; kx++)
