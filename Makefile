@@ -198,7 +198,10 @@ $(B)/bench/bench_prep: $(B)/obj/tests/support/canvas.o $(B)/obj/tests/support/pr
 
 bench-bin: $(B)/digitnet $(BENCHBIN)
 
-bench: deps data
+# PyTorch (and wrk, Flask) run beside digitnet in the same run, so the
+# benchmark installs them as `make test` installs what it needs.
+bench: data
+	@scripts/install-deps --bench
 	@scripts/bench
 
 # libFuzzer (clang) with AddressSanitizer and UndefinedBehaviorSanitizer.

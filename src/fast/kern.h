@@ -19,6 +19,7 @@
  * with the kernel flipped. Nothing allocates.
  */
 #include "fast/fast_impl.h"
+#include "layers/layers.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -149,20 +150,10 @@ void DN_KERN_NAME(dn_fast_fwd)(dn_fast_plan *p, const dn_fast_pass *a)
     for (int b = 0; b < a->B; b++) {
         const float *z = last->act + (size_t)b * last->out_ld;
         float *y = a->logp + (size_t)b * n;
-        if (!p->head_logsoftmax) {
+        if (p->head_logsoftmax)
+            dn_logsoftmax_forward(y, z, 1, n);
+        else
             memcpy(y, z, (size_t)n * sizeof *y);
-            continue;
-        }
-        float mx = z[0];
-        for (int i = 1; i < n; i++)
-            if (z[i] > mx)
-                mx = z[i];
-        double sum = 0.0;
-        for (int i = 0; i < n; i++)
-            sum += exp((double)z[i] - mx);
-        double lse = mx + log(sum);
-        for (int i = 0; i < n; i++)
-            y[i] = (float)((double)z[i] - lse);
     }
 }
 
