@@ -12,8 +12,10 @@
 /* Where a convolution block reads: input channel i's staged plane at
  * planes + i * plane (row stride rs, output row oy reads rows oy * stride
  * + ky), and the weight of (output o, input i, tap t) at w[o * wso + i *
- * wsi + t], or of tap K*K-1-t with flip (the input gradient's kernel),
- * which each block gathers into pack in the order it reads them. */
+ * wsi + t], or of tap K*K-1-t with flip (the input gradient's kernel).
+ * Each block copies the weights it reads into pack, channel pair by
+ * channel pair (K*K contiguous floats each), so that a block finds every
+ * weight at a constant offset from one pointer. */
 typedef struct conv_src {
     const float *planes;
     size_t plane;
@@ -28,34 +30,63 @@ typedef v16 conv_acc[KB_MAX][2][NVT_MAX];
 
 /* Adds to acc[o][r][j] (o < N, r < 2, j < NVT) the convolution of output
  * rows oy0 + r, columns x0 + 16 j + lane, of the N output channels whose
- * weights wb holds (wb[(ii * K*K + t) * N + o], conv_run packs them), over
- * input channels kin[0..nin). KC is the kernel size when known at
- * compile time (0: s->K). */
+ * weights wb holds (tap t of output o and input ii at wb[(ii * N + o) *
+ * K*K + t], conv_run packs them), over input channels kin[0..nin). KC is
+ * the kernel size when known at compile time (0: s->K); S1 says (at
+ * compile time) that the stride is 1 and KC is known; FL that the kernel
+ * is flipped.
+ *
+ * With stride 1, output row 1 reads at kernel row ky the input row that
+ * row 0 reads at ky + 1: the taps are visited a column at a time, down
+ * the kernel rows, so that each input row is loaded once for both output
+ * rows (K + 1 loads per column, not 2 K). */
 #if DN_KERN_ISA == 1
 /* With AVX2 a v16 is two ymm, and 16 registers hold no block of v16
  * accumulators and their operands: the same sums run one ymm of columns
  * at a time, so that a block keeps 2 * N ymm accumulators, the two input
  * rows and one broadcast weight in registers (N = 5: 13 of the 16; with
  * N = 6 gcc 12 spills inside the loop). */
-KI void conv_block(const int N, const int NVT, const int KC, conv_acc acc, const conv_src *s,
-                   const float *wb, const int *kin, int nin, int oy0, int x0)
+KI void conv_block(const int N, const int NVT, const int KC, const int S1, const int FL,
+                   conv_acc acc, const conv_src *s, const float *wb, const int *kin, int nin,
+                   int oy0, int x0)
 {
-    const int K = KC ? KC : s->K, rs = s->rs, step = s->stride * rs;
+    const int K = KC ? KC : s->K, KK = K * K, rs = s->rs, step = s->stride * rs;
     for (int j = 0; j < NVT; j++)
         for (int h = 0; h < NP; h++) {
             vnf c0[KB_MAX], c1[KB_MAX];
             for (int o = 0; o < N; o++)
                 c0[o] = acc[o][0][j].p[h], c1[o] = acc[o][1][j].p[h];
-            const float *wp = wb;
-            for (int ii = 0; ii < nin; ii++) {
+            const float *wi = wb;
+            for (int ii = 0; ii < nin; ii++, wi += N * KK) {
                 const float *pl = s->planes + (size_t)kin[ii] * s->plane + (size_t)oy0 * step +
                                   x0 + 16 * j + VN * h;
+                if (S1) {
+#pragma GCC unroll 7
+                    for (int kx = 0; kx < K; kx++) {
+                        const float *rp = pl + kx;
+                        vnf a0 = ldvn(rp);
+#pragma GCC unroll 7
+                        for (int ky = 0; ky < K; ky++) {
+                            rp += rs;
+                            vnf a1 = ldvn(rp);
+                            int t = FL ? KK - 1 - (ky * K + kx) : ky * K + kx;
+                            for (int o = 0; o < N; o++) {
+                                vnf w = bcvn(wi[o * KK + t]);
+                                c0[o] = a0 * w + c0[o];
+                                c1[o] = a1 * w + c1[o];
+                            }
+                            a0 = a1;
+                        }
+                    }
+                    continue;
+                }
                 for (int ky = 0; ky < K; ky++) {
                     const float *r0 = pl + (size_t)ky * rs, *r1 = r0 + step;
-                    for (int kx = 0; kx < K; kx++, wp += N) {
+                    for (int kx = 0; kx < K; kx++) {
+                        int t = FL ? KK - 1 - (ky * K + kx) : ky * K + kx;
                         vnf a0 = ldvn(r0 + kx), a1 = ldvn(r1 + kx);
                         for (int o = 0; o < N; o++) {
-                            vnf w = bcvn(wp[o]);
+                            vnf w = bcvn(wi[o * KK + t]);
                             c0[o] = a0 * w + c0[o];
                             c1[o] = a1 * w + c1[o];
                         }
@@ -67,24 +98,53 @@ KI void conv_block(const int N, const int NVT, const int KC, conv_acc acc, const
         }
 }
 #else
-KI void conv_block(const int N, const int NVT, const int KC, conv_acc acc, const conv_src *s,
-                   const float *wb, const int *kin, int nin, int oy0, int x0)
+KI void conv_block(const int N, const int NVT, const int KC, const int S1, const int FL,
+                   conv_acc acc, const conv_src *s, const float *wb, const int *kin, int nin,
+                   int oy0, int x0)
 {
-    const int K = KC ? KC : s->K, rs = s->rs, step = s->stride * rs;
-    const float *wp = wb;
-    for (int ii = 0; ii < nin; ii++) {
+    const int K = KC ? KC : s->K, KK = K * K, rs = s->rs, step = s->stride * rs;
+    const float *wi = wb;
+    for (int ii = 0; ii < nin; ii++, wi += N * KK) {
         const float *pl = s->planes + (size_t)kin[ii] * s->plane + (size_t)oy0 * step + x0;
+        if (S1) {
+#pragma GCC unroll 7
+            for (int kx = 0; kx < K; kx++) {
+                const float *rp = pl + kx;
+                v16 a0[NVT_MAX], a1[NVT_MAX];
+                for (int j = 0; j < NVT; j++)
+                    a0[j] = ld(rp + 16 * j);
+#pragma GCC unroll 7
+                for (int ky = 0; ky < K; ky++) {
+                    rp += rs;
+                    for (int j = 0; j < NVT; j++)
+                        a1[j] = ld(rp + 16 * j);
+                    int t = FL ? KK - 1 - (ky * K + kx) : ky * K + kx;
+                    /* Each broadcast weight serves both rows and every
+                     * vector. */
+                    for (int o = 0; o < N; o++) {
+                        v16 ws = splat(wi[o * KK + t]);
+                        for (int j = 0; j < NVT; j++) {
+                            acc[o][0][j] = fma16(a0[j], ws, acc[o][0][j]);
+                            acc[o][1][j] = fma16(a1[j], ws, acc[o][1][j]);
+                        }
+                    }
+                    for (int j = 0; j < NVT; j++)
+                        a0[j] = a1[j];
+                }
+            }
+            continue;
+        }
         for (int ky = 0; ky < K; ky++) {
             const float *r0 = pl + (size_t)ky * rs, *r1 = r0 + step;
-            for (int kx = 0; kx < K; kx++, wp += N) {
+            for (int kx = 0; kx < K; kx++) {
+                int t = FL ? KK - 1 - (ky * K + kx) : ky * K + kx;
                 v16 a0[NVT_MAX], a1[NVT_MAX];
                 for (int j = 0; j < NVT; j++) {
                     a0[j] = ld(r0 + kx + 16 * j);
                     a1[j] = ld(r1 + kx + 16 * j);
                 }
-                /* Each broadcast weight serves both rows and every vector. */
                 for (int o = 0; o < N; o++) {
-                    v16 ws = splat(wp[o]);
+                    v16 ws = splat(wi[o * KK + t]);
                     for (int j = 0; j < NVT; j++) {
                         acc[o][0][j] = fma16(a0[j], ws, acc[o][0][j]);
                         acc[o][1][j] = fma16(a1[j], ws, acc[o][1][j]);
@@ -120,6 +180,27 @@ KI void pool_epilogue(v16 r0, v16 r1, float scale, float *dst, uint8_t *code, in
     codes_stn(code, c, n);
 }
 
+/* The same for 32 columns (two vectors of each row) into n <= 16 pooled
+ * values: one pass of the epilogue where a row is two vectors wide. */
+KI void pool_epilogue2(v16 r0a, v16 r0b, v16 r1a, v16 r1b, float scale, float *dst,
+                       uint8_t *code, int n)
+{
+    r0a = relu(r0a), r0b = relu(r0b), r1a = relu(r1a), r1b = relu(r1b);
+    v16 e0 = evens(r0a, r0b), o0 = odds(r0a, r0b);
+    v16 e1 = evens(r1a, r1b), o1 = odds(r1a, r1b);
+    vi16 t0 = vgt(o0, e0), t1 = vgt(o1, e1);
+    v16 top = sel(t0, o0, e0), bot = sel(t1, o1, e1);
+    vi16 ct = vandi(t0, splati(1)), cb = vaddi(vandi(t1, splati(1)), splati(2));
+    vi16 tb = vgt(bot, top);
+    v16 m = sel(tb, bot, top);
+    vi16 c = seli(tb, cb, ct);
+    vi16 live = vgt(m, splat(0.0f));
+    m = vscale(sel(live, m, splat(0.0f)), scale);
+    c = seli(live, c, splati(DN_AM_NONE));
+    stn(dst, m, n);
+    codes_stn(code, c, n);
+}
+
 /* What a forward block writes: the stage output of one sample. */
 typedef struct conv_out {
     float *act;             // (O, PH, PW) pooled, or (O, OH, OW)
@@ -131,7 +212,7 @@ typedef struct conv_out {
 
 /* One forward block: bias, convolution, then ReLU + pool or ReLU, the
  * dropout scale and the store. */
-KI void conv_fwd_block(const int N, const int NVT, const int KC, const conv_src *s,
+KI void conv_fwd_block(const int N, const int NVT, const int KC, const int S1, const conv_src *s,
                        const float *wb, const conv_out *d, const int *kin, int nin,
                        const int *ko, int oy0, int x0)
 {
@@ -141,12 +222,18 @@ KI void conv_fwd_block(const int N, const int NVT, const int KC, const conv_src 
         for (int j = 0; j < NVT; j++)
             acc[o][0][j] = acc[o][1][j] = b0;
     }
-    conv_block(N, NVT, KC, acc, s, wb, kin, nin, oy0, x0);
+    conv_block(N, NVT, KC, S1, 0, acc, s, wb, kin, nin, oy0, x0);
     for (int o = 0; o < N; o++) {
         float sc = d->scale ? d->scale[ko[o]] : 1.0f;
         if (d->code) {
             int PH = d->OH / 2, PW = d->OW / 2;
             size_t at = ((size_t)ko[o] * PH + oy0 / 2) * PW;
+            if (NVT == 2) {
+                int px = x0 / 2, n = min_i(16, PW - px);
+                pool_epilogue2(acc[o][0][0], acc[o][0][NVT - 1], acc[o][1][0],
+                               acc[o][1][NVT - 1], sc, d->act + at + px, d->code + at + px, n);
+                continue;
+            }
             for (int j = 0; j < NVT; j++) {
                 int px = (x0 + 16 * j) / 2, n = min_i(8, PW - px);
                 if (n > 0)
@@ -186,7 +273,7 @@ KI void conv_fwd_block(const int N, const int NVT, const int KC, const conv_src 
 
 /* One input-gradient block: the convolution stored into rows < H, columns
  * < W of the gradient planes dx (C, H, W). */
-KI void conv_dx_block(const int N, const int NVT, const int KC, const conv_src *s,
+KI void conv_dx_block(const int N, const int NVT, const int KC, const int S1, const conv_src *s,
                       const float *wb, float *dx, int H, int W, const int *kin, int nin,
                       const int *ko, int oy0, int x0)
 {
@@ -194,7 +281,7 @@ KI void conv_dx_block(const int N, const int NVT, const int KC, const conv_src *
     for (int o = 0; o < N; o++)
         for (int j = 0; j < NVT; j++)
             acc[o][0][j] = acc[o][1][j] = splat(0.0f);
-    conv_block(N, NVT, KC, acc, s, wb, kin, nin, oy0, x0);
+    conv_block(N, NVT, KC, S1, 1, acc, s, wb, kin, nin, oy0, x0);
     for (int o = 0; o < N; o++)
         for (int r = 0; r < 2 && oy0 + r < H; r++)
             for (int j = 0; j < NVT; j++) {
@@ -222,7 +309,7 @@ KI void conv_dx_block(const int N, const int NVT, const int KC, const conv_src *
  * blocks, for a kernel size KC known at compile time (0: any), their
  * weights gathered again when repack is set (else as the last call left
  * them). dx NULL: forward into d; else the input gradient into dx. */
-KI void conv_run_k(const int KC, const conv_src *s, int repack, const conv_out *d, float *dx,
+KI void conv_run_k(const int KC, const int S1, const conv_src *s, int repack, const conv_out *d, float *dx,
                    int H, int W, int rows, int NV, const int *kin, int nin, const int *ko,
                    int nout)
 {
@@ -240,24 +327,24 @@ KI void conv_run_k(const int KC, const conv_src *s, int repack, const conv_out *
         for (int ii = 0; repack && ii < nin; ii++)
             for (int o = 0; o < nb; o++) {
                 const float *w = s->w + (size_t)k[o] * s->wso + (size_t)kin[ii] * s->wsi;
-                float *dst = wb + (size_t)ii * KK * nb + o;
-                for (int t = 0; t < KK; t++)
-                    dst[(size_t)t * nb] = w[s->flip ? KK - 1 - t : t];
+                float *dst = wb + ((size_t)ii * nb + o) * KK;
+                for (int t = 0; t < KK; t += 16)
+                    stn(dst + t, ldn(w + t, min_i(16, KK - t)), min_i(16, KK - t));
             }
         for (int oy0 = 0; oy0 < rows; oy0 += 2)
             for (int xv = 0; xv < NV;) {
                 int x0 = 16 * xv, two = nvt == 2 && xv + 1 < NV;
                 if (dx) {
-#define DX1(n) conv_dx_block(n, 1, KC, s, wb, dx, H, W, kin, nin, k, oy0, x0)
-#define DX2(n) conv_dx_block(n, NVT_MAX, KC, s, wb, dx, H, W, kin, nin, k, oy0, x0)
+#define DX1(n) conv_dx_block(n, 1, KC, S1, s, wb, dx, H, W, kin, nin, k, oy0, x0)
+#define DX2(n) conv_dx_block(n, NVT_MAX, KC, S1, s, wb, dx, H, W, kin, nin, k, oy0, x0)
                     if (two) {
                         DN_SWITCH8(nb, KB2, DX2)
                     } else {
                         DN_SWITCH8(nb, KB1, DX1)
                     }
                 } else {
-#define FW1(n) conv_fwd_block(n, 1, KC, s, wb, d, kin, nin, k, oy0, x0)
-#define FW2(n) conv_fwd_block(n, NVT_MAX, KC, s, wb, d, kin, nin, k, oy0, x0)
+#define FW1(n) conv_fwd_block(n, 1, KC, S1, s, wb, d, kin, nin, k, oy0, x0)
+#define FW2(n) conv_fwd_block(n, NVT_MAX, KC, S1, s, wb, d, kin, nin, k, oy0, x0)
                     if (two) {
                         DN_SWITCH8(nb, KB2, FW2)
                     } else {
@@ -285,10 +372,10 @@ KI void conv_run_k(const int KC, const conv_src *s, int repack, const conv_out *
 static void conv_run(const conv_src *s, int repack, const conv_out *d, float *dx, int H, int W,
                      int rows, int NV, const int *kin, int nin, const int *ko, int nout)
 {
-    switch (DN_CONV_SPECIALISE ? s->K : 0) {
-    case 3: conv_run_k(3, s, repack, d, dx, H, W, rows, NV, kin, nin, ko, nout); break;
-    case 5: conv_run_k(5, s, repack, d, dx, H, W, rows, NV, kin, nin, ko, nout); break;
-    default: conv_run_k(0, s, repack, d, dx, H, W, rows, NV, kin, nin, ko, nout); break;
+    switch (DN_CONV_SPECIALISE && s->stride == 1 ? s->K : 0) {
+    case 3: conv_run_k(3, 1, s, repack, d, dx, H, W, rows, NV, kin, nin, ko, nout); break;
+    case 5: conv_run_k(5, 1, s, repack, d, dx, H, W, rows, NV, kin, nin, ko, nout); break;
+    default: conv_run_k(0, 0, s, repack, d, dx, H, W, rows, NV, kin, nin, ko, nout); break;
     }
 }
 
