@@ -33,8 +33,10 @@ typedef v16 conv_acc[KB_MAX][2][NVT_MAX];
  * weights wb holds (tap t of output o and input ii at wb[(ii * N + o) *
  * K*K + t], conv_run packs them), over input channels kin[0..nin). KC is
  * the kernel size when known at compile time (0: s->K); S1 says (at
- * compile time) that the stride is 1 and KC is known; FL that the kernel
- * is flipped.
+ * compile time) that the stride is 1; FL that the kernel is flipped.
+ * Every stride-1 convolution sums in the same order whether or not its
+ * size is specialised, so a sanitized build (no specialised copies) gives
+ * the same bits.
  *
  * With stride 1, output row 1 reads at kernel row ky the input row that
  * row 0 reads at ky + 1: the taps are visited a column at a time, down
@@ -372,10 +374,14 @@ KI void conv_run_k(const int KC, const int S1, const conv_src *s, int repack, co
 static void conv_run(const conv_src *s, int repack, const conv_out *d, float *dx, int H, int W,
                      int rows, int NV, const int *kin, int nin, const int *ko, int nout)
 {
-    switch (DN_CONV_SPECIALISE && s->stride == 1 ? s->K : 0) {
+    if (s->stride != 1) {
+        conv_run_k(0, 0, s, repack, d, dx, H, W, rows, NV, kin, nin, ko, nout);
+        return;
+    }
+    switch (DN_CONV_SPECIALISE ? s->K : 0) {
     case 3: conv_run_k(3, 1, s, repack, d, dx, H, W, rows, NV, kin, nin, ko, nout); break;
     case 5: conv_run_k(5, 1, s, repack, d, dx, H, W, rows, NV, kin, nin, ko, nout); break;
-    default: conv_run_k(0, 0, s, repack, d, dx, H, W, rows, NV, kin, nin, ko, nout); break;
+    default: conv_run_k(0, 1, s, repack, d, dx, H, W, rows, NV, kin, nin, ko, nout); break;
     }
 }
 
