@@ -125,8 +125,12 @@ static void test_presets(void **state)
 
     /* "wide" trains its own network; the others the lecture's. */
     assert_int_equal(dn_train_preset("wide", &b, &err), DN_OK);
+    assert_int_equal(b.epochs, 20);
     assert_true(b.augment);
-    assert_int_equal(b.optim.kind, DN_OPTIM_ADAM);
+    assert_int_equal(b.optim.kind, DN_OPTIM_ADAMW);
+    assert_float_equal(b.optim.lr, 2e-3, 0);
+    assert_float_equal(b.optim.weight_decay, 0.15, 0);
+    assert_int_equal(b.sched.kind, DN_SCHED_ONECYCLE);
     assert_null(dn_train_preset_spec("lecture"));
     assert_null(dn_train_preset_spec("best"));
     assert_null(dn_train_preset_spec("fastest"));
