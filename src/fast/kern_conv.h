@@ -516,8 +516,13 @@ KI void dw_block(const int NO, const int K, const int KYC, const dn_fast_stage *
                  int o0, int c, float *dw)
 {
     const int E = s->E, NV = s->NV, xrs = s->xs_rs, drs = s->ds_rs, dwh = s->dwh;
+    /* Every loop over acc unrolls completely (its indices constants), so
+     * that the accumulators stay registers and are not an array in memory
+     * cleared with a string store. */
+#pragma GCC unroll 7
     for (int ky0 = 0; ky0 < K; ky0 += KYC) {
         vw acc[DW_ACC > 7 ? DW_ACC : 7]; /* [(q * KYC + k) * K + kx] */
+#pragma GCC unroll 32
         for (int k = 0; k < NO * KYC * K; k++)
             acc[k] = (vw){0};
         for (int u = 0; u < nt; u++) {
@@ -537,9 +542,11 @@ KI void dw_block(const int NO, const int K, const int KYC, const dn_fast_stage *
         float z[DW_ACC > 16 ? 32 : 16];
         int n = NO * KYC * K, i = 0;
 #if DN_KERN_ISA != 1
+#pragma GCC unroll 2
         for (; i + 16 <= n; i += 16)
             hsum16(acc + i, z + i);
 #endif
+#pragma GCC unroll 32
         for (; i < n; i++)
             z[i] = hsumw(acc[i]);
         for (int q = 0; q < NO; q++)
@@ -593,14 +600,14 @@ static const int32_t k_parity[16] = {0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0
  * arg-max of each 2x2 window in D (row stride rs, conv pixel (y, x) at
  * D[y * rs + x]): eight windows, two rows of sixteen, a vector at a time.
  * Every row pair and the columns up to the vector's end are written, so
- * nothing needs clearing first. Returns the sum (the bias gradient). */
+ * nothing needs clearing first. Returns the sum (the bias gradient),
+ * summed by lane over the whole map and the lanes once at the end. */
 static double route_pool(float *D, int rs, const float *g, const uint8_t *code, int PH, int PW,
                          float f)
 {
-    double sum = 0.0;
     vi16 par = ldi(k_parity), par2 = vaddi(par, splati(2));
+    v16 acc = splat(0.0f);
     for (int py = 0; py < PH; py++) {
-        v16 acc = splat(0.0f);
         for (int px = 0; px < PW; px += 8) {
             int n = min_i(8, PW - px);
             /* Lanes past n carry gradient 0, wherever their code points. */
@@ -612,22 +619,22 @@ static double route_pool(float *D, int rs, const float *g, const uint8_t *code, 
             st(D + (size_t)(2 * py + 1) * rs + 2 * px, r1);
             acc = vadd(acc, vadd(r0, r1));
         }
-        sum += hsum(acc);
     }
-    return sum;
+    return hsum(acc);
 }
 
 /* Routes g (OH, OW), times f and, with relu, where the output y is
- * positive, to D at (oy * stride, ox * stride). Returns the sum. */
+ * positive, to D at (oy * stride, ox * stride). Returns the sum (with
+ * stride 1 by lane over the map, the lanes summed at the end). */
 static double route_plain(float *D, int rs, int stride, const float *g, const float *y, int OH,
                           int OW, int relu, float f)
 {
     double sum = 0.0;
+    v16 acc = splat(0.0f);
     for (int oy = 0; oy < OH; oy++) {
         const float *gr = g + (size_t)oy * OW, *yr = y + (size_t)oy * OW;
         float *Dr = D + (size_t)oy * stride * rs;
         if (stride == 1) {
-            v16 acc = splat(0.0f);
             for (int ox = 0; ox < OW; ox += 16) {
                 int n = min_i(16, OW - ox);
                 v16 v = vscale(ldn(gr + ox, n), f);
@@ -636,7 +643,6 @@ static double route_plain(float *D, int rs, int stride, const float *g, const fl
                 stn(Dr + ox, v, n);
                 acc = vadd(acc, v);
             }
-            sum += hsum(acc);
             continue;
         }
         float rsum = 0.0f;
@@ -647,7 +653,7 @@ static double route_plain(float *D, int rs, int stride, const float *g, const fl
         }
         sum += rsum;
     }
-    return sum;
+    return sum + hsum(acc);
 }
 
 /* Stages the inputs of samples b0..b0+ns-1 into their planes and routes
@@ -702,17 +708,20 @@ static void conv_bwd_weights(dn_fast_plan *p, const dn_fast_stage *s, int ns, fl
     const int NO = K <= 7 ? (K <= 4 ? DW_NO(1) : DW_NO(5)) : 1;
     int *tl = p->list;
     uint8_t *kept = p->pair;
+    const uint8_t *keep_in = p->keep, *keep_out = p->keep_out;
     for (int o0 = 0; o0 < O; o0 += NO) {
         int no = min_i(NO, O - o0);
         for (int c = 0; c < C; c++) {
+            /* The samples that keep c and one of the block's outputs,
+             * without a branch (the flags are random: a branch on them
+             * mispredicts every other time). */
             int nt = 0;
             for (int t = 0; t < ns; t++) {
-                const uint8_t *fo = p->keep_out + (size_t)t * O + o0;
+                const uint8_t *fo = keep_out + (size_t)t * O + o0;
                 int k = fo[0] | (no > 1 && fo[1]) << 1;
-                if (p->keep[(size_t)t * C + c] && k) {
-                    kept[nt] = (uint8_t)k;
-                    tl[nt++] = t;
-                }
+                kept[nt] = (uint8_t)k;
+                tl[nt] = t;
+                nt += keep_in[(size_t)t * C + c] & (k != 0);
             }
             if (!nt)
                 continue;

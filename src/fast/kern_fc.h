@@ -164,17 +164,23 @@ static void fc_backward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_p
             sum += p->dy[(size_t)b * dyld + j];
         db[j] = (float)sum;
     }
-    /* The weight gradient, sixteen rows at a time along the rows (so the
-     * stores stream), each vector over the samples that hold it: every
-     * element written once. */
-    for (int j0 = 0; j0 < O; j0 += FC_ACC)
-        for (int v = 0; v < s->nvec; v++) {
+    /* The weight gradient, input vector by input vector over the samples
+     * that hold it (listed without a branch: Dropout2d makes the flags
+     * random, and a branch on them mispredicts every other time), sixteen
+     * rows at a time: every element written once. */
+    int *hold = p->list;
+    for (int v = 0; v < s->nvec; v++) {
+        int nb = 0;
+        for (int b = 0; b < B; b++) {
+            hold[nb] = b;
+            nb += (int)(s->active[(size_t)b * words + v / 64] >> (v % 64) & 1);
+        }
+        for (int j0 = 0; j0 < O; j0 += FC_ACC) {
             v16 acc[FC_ACC];
             for (int j = 0; j < FC_ACC; j++)
                 acc[j] = splat(0.0f);
-            for (int b = 0; b < B; b++) {
-                if (!(s->active[(size_t)b * words + v / 64] >> (v % 64) & 1))
-                    continue;
+            for (int u = 0; u < nb; u++) {
+                int b = hold[u];
                 v16 xv = ld(in + (size_t)b * s->in_ld + 16 * v);
                 const float *dy = p->dy + (size_t)b * dyld + j0;
                 for (int j = 0; j < FC_ACC; j++)
@@ -184,6 +190,7 @@ static void fc_backward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_p
             for (int j = 0; j < FC_ACC && j0 + j < O; j++)
                 stn(dw + (size_t)(j0 + j) * I + 16 * v, acc[j], n);
         }
+    }
     if (!gin)
         return;
     /* The input gradient, a few samples at a time over the union of their
