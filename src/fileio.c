@@ -101,7 +101,7 @@ dn_status dn_read_regular(const char *path, uint64_t max, uint8_t **data, size_t
     *data = NULL;
     *size = 0;
     int fd;
-    uint64_t len;
+    uint64_t len = 0;
     dn_status st = dn_open_regular(path, &fd, &len, err);
     if (st)
         return st;
