@@ -20,6 +20,10 @@
  * flipped (a stride above 1 spreads the gradient out with zeros between);
  * the weight gradient slides a window of gradient rows down each input
  * plane, pair by pair of channels, summing over the samples in registers.
+ * A convolution whose output is the next convolution's input writes it
+ * into that one's staged planes too, and the backward pass finds a
+ * training batch's planes where the forward pass left them. The blocks'
+ * weights are packed once per pass and channel set.
  *
  * Dropout sparsity. A channel whose Dropout2d scale is 0 is skipped: the
  * stage that produces it does not compute it, a convolution that reads it
@@ -75,6 +79,14 @@ typedef struct dn_fast_stage {
     int sub;            /* samples per block of the weight gradient: as many
                            as keep a block's planes of two output channels
                            in the L1 cache while the input channels pass */
+    /* conv feeding conv: the first writes its output into the second's
+     * staged planes as well (to_next), which then reads them as they are
+     * (staged) instead of staging its input. A forward pass takes a batch
+     * of up to chunk samples through such a run of convolutions at once,
+     * every staged stage keeping each sample's planes for the backward
+     * pass (chunk is the least sub of the run); a larger batch goes
+     * through one sample at a time, its planes hot in the cache. */
+    int to_next, staged, chunk;
     /* fc: vectors of 16 inputs, samples per block. */
     int nvec, group;
     /* Buffers. */
@@ -83,6 +95,9 @@ typedef struct dn_fast_stage {
     int32_t *argmax;    // (max_batch, out) maxpool stage: index in its input plane
     uint64_t *active;   // (max_batch, words) fc: input vectors holding a kept channel
     int words;          /* uint64 words per sample of active */
+    float *pack;        // (O * C * K * K + 16) conv: the blocks' weights, packed
+    int *packed;        // (2 + C + O) conv: the channel lists pack holds (see
+                        // lists_changed), packed[0] = -1: none
     float *xs;          // (sub, C, xs_rows, xs_rs) conv: staged inputs
     float *ds;          // (sub, O, ds_rows, ds_rs) conv: staged output gradients
 } dn_fast_stage;
@@ -102,7 +117,6 @@ struct dn_fast_plan {
     float *x;           // (max_batch, in_ld) copy of the input, for backward
     float *g[2];        // (max_batch, largest ld) gradients, ping-pong
     uint64_t *un;       // (largest words) fc: union of a block's input vectors
-    float *wpack;       // (largest conv weight) the blocks' weights, packed
     float *dy;          // (max_batch, largest fc O) fc output gradient
     double *dsum;       // (largest O) bias-gradient sums
     uint8_t *keep;      // (max_batch, largest C) kept input channels

@@ -79,12 +79,16 @@ static void keep_flags(uint8_t *keep, const float *mask, int b, int C, int spars
         keep[c] = !sparse || !mask || mask[(size_t)b * C + c] != 0.0f;
 }
 
+/* The kept channels' indices into list; returns how many. Every index is
+ * stored and the count advances by the flag: the flags are random, and a
+ * branch on them would mispredict every other time. */
 static int keep_list(const uint8_t *keep, int C, int *list)
 {
     int n = 0;
-    for (int c = 0; c < C; c++)
-        if (keep[c])
-            list[n++] = c;
+    for (int c = 0; c < C; c++) {
+        list[n] = c;
+        n += keep[c] != 0;
+    }
     return n;
 }
 
@@ -134,10 +138,28 @@ void DN_KERN_NAME(dn_fast_fwd)(dn_fast_plan *p, const dn_fast_pass *a)
     for (int b = 0; b < a->B; b++)
         memcpy(p->x + (size_t)b * p->in_ld, a->x + (size_t)b * n_in, n_in * sizeof *a->x);
     const float *in = p->x;
+    /* The weights may have changed since the last pass. */
+    for (int i = 0; i < p->n_stages; i++)
+        if (p->stages[i].packed)
+            p->stages[i].packed[0] = -1;
     for (int i = 0; i < p->n_stages; i++) {
         const dn_fast_stage *s = &p->stages[i];
+        if (s->kind == DN_STAGE_CONV) {
+            /* A run of convolutions writing each other's planes: the
+             * batch through all of them at once when their buffers hold
+             * it, else one sample at a time (see fast_impl.h). */
+            int j = i, chunk = a->B <= s->chunk ? a->B : 1;
+            while (p->stages[j].to_next)
+                j++;
+            for (int b0 = 0; b0 < a->B; b0 += chunk)
+                for (int k = i; k <= j; k++)
+                    conv_forward(p, &p->stages[k], a, k > i ? p->stages[k - 1].act : in, b0,
+                                 min_i(chunk, a->B - b0));
+            i = j;
+            in = p->stages[j].act;
+            continue;
+        }
         switch (s->kind) {
-        case DN_STAGE_CONV: conv_forward(p, s, a, in); break;
         case DN_STAGE_FC: fc_forward(p, s, a, in); break;
         case DN_STAGE_POOL: pool_forward(s, a, in); break;
         default: elementwise_forward(s, a, in); break;

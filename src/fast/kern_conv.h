@@ -162,7 +162,8 @@ KI void conv_block(const int N, const int NVT, const int KC, const int S1, const
  * n <= 8 pooled values and their arg-max codes. The first maximum in scan
  * order wins, as in the general kernel: top row first (left before right),
  * then the bottom row only where strictly greater. */
-KI void pool_epilogue(v16 r0, v16 r1, float scale, float *dst, uint8_t *code, int n)
+KI void pool_epilogue(v16 r0, v16 r1, float scale, float *dst, uint8_t *code, float *dst2,
+                      int n)
 {
     r0 = relu(r0), r1 = relu(r1);
     /* Lanes 0..7: pairs of the top row; 8..15: of the bottom row. */
@@ -179,13 +180,15 @@ KI void pool_epilogue(v16 r0, v16 r1, float scale, float *dst, uint8_t *code, in
     m = vscale(sel(live, m, splat(0.0f)), scale);
     c = seli(live, c, splati(DN_AM_NONE));
     stn(dst, m, n);
+    if (dst2)
+        stn(dst2, m, n);
     codes_stn(code, c, n);
 }
 
 /* The same for 32 columns (two vectors of each row) into n <= 16 pooled
  * values: one pass of the epilogue where a row is two vectors wide. */
 KI void pool_epilogue2(v16 r0a, v16 r0b, v16 r1a, v16 r1b, float scale, float *dst,
-                       uint8_t *code, int n)
+                       uint8_t *code, float *dst2, int n)
 {
     r0a = relu(r0a), r0b = relu(r0b), r1a = relu(r1a), r1b = relu(r1b);
     v16 e0 = evens(r0a, r0b), o0 = odds(r0a, r0b);
@@ -200,15 +203,23 @@ KI void pool_epilogue2(v16 r0a, v16 r0b, v16 r1a, v16 r1b, float scale, float *d
     m = vscale(sel(live, m, splat(0.0f)), scale);
     c = seli(live, c, splati(DN_AM_NONE));
     stn(dst, m, n);
+    if (dst2)
+        stn(dst2, m, n);
     codes_stn(code, c, n);
 }
 
-/* What a forward block writes: the stage output of one sample. */
+/* What a forward block writes: the stage output of one sample, and the
+ * same values into the next convolution's staged planes when it reads
+ * them there (next: output pixel (o, y, x) at next[o * nplane + y * nrs +
+ * x], its padding already added; NULL when not). */
 typedef struct conv_out {
     float *act;             // (O, PH, PW) pooled, or (O, OH, OW)
     uint8_t *code;          // (O, PH, PW) pool arg-max, or NULL
     const float *bias;      // (O)
     const float *scale;     // (O) dropout scale of this sample, or NULL
+    float *next;
+    size_t nplane;
+    int nrs;
     int relu, OH, OW, stride;
 } conv_out;
 
@@ -230,17 +241,19 @@ KI void conv_fwd_block(const int N, const int NVT, const int KC, const int S1, c
         if (d->code) {
             int PH = d->OH / 2, PW = d->OW / 2;
             size_t at = ((size_t)ko[o] * PH + oy0 / 2) * PW;
+            float *nx = d->next ? d->next + ko[o] * d->nplane + (size_t)(oy0 / 2) * d->nrs : NULL;
             if (NVT == 2) {
                 int px = x0 / 2, n = min_i(16, PW - px);
                 pool_epilogue2(acc[o][0][0], acc[o][0][NVT - 1], acc[o][1][0],
-                               acc[o][1][NVT - 1], sc, d->act + at + px, d->code + at + px, n);
+                               acc[o][1][NVT - 1], sc, d->act + at + px, d->code + at + px,
+                               nx ? nx + px : NULL, n);
                 continue;
             }
             for (int j = 0; j < NVT; j++) {
                 int px = (x0 + 16 * j) / 2, n = min_i(8, PW - px);
                 if (n > 0)
                     pool_epilogue(acc[o][0][j], acc[o][1][j], sc, d->act + at + px,
-                                  d->code + at + px, n);
+                                  d->code + at + px, nx ? nx + px : NULL, n);
             }
             continue;
         }
@@ -249,6 +262,7 @@ KI void conv_fwd_block(const int N, const int NVT, const int KC, const int S1, c
             if (oy >= d->OH)
                 break;
             float *row = d->act + ((size_t)ko[o] * d->OH + oy) * d->OW;
+            float *nrow = d->next ? d->next + ko[o] * d->nplane + (size_t)oy * d->nrs : NULL;
             for (int j = 0; j < NVT; j++) {
                 v16 v = acc[o][r][j];
                 if (d->relu)
@@ -259,6 +273,8 @@ KI void conv_fwd_block(const int N, const int NVT, const int KC, const int S1, c
                     int n = min_i(16, d->OW - x);
                     if (n > 0)
                         stn(row + x, v, n);
+                    if (n > 0 && nrow)
+                        stn(nrow + x, v, n);
                 } else {
                     /* Columns were computed at stride 1; keep every
                      * stride-th. */
@@ -405,8 +421,27 @@ static int lists_changed(int *prev, const int *a, int na, const int *b, int nb)
     return changed;
 }
 
+/* Where sample b's staged input planes lie in the stage's buffer during
+ * a forward pass over samples b0..: a stage whose planes the stage before
+ * writes (staged) holds the samples of one chunk; any other holds the
+ * whole batch when it fits the backward pass's block (which then finds
+ * them staged), else one sample at a time. */
+static float *conv_planes(const dn_fast_stage *s, int B, int b, int b0)
+{
+    int slot = s->staged ? b - b0 : B <= s->sub ? b : 0;
+    return s->xs + (size_t)slot * s->C * s->xs_plane;
+}
+
+/* Whether the backward pass finds the batch's input planes as the forward
+ * pass staged them. */
+static int conv_planes_kept(const dn_fast_stage *s, int B)
+{
+    return s->staged ? B <= s->chunk : B <= s->sub;
+}
+
+/* The forward pass of samples b0..b0+nb-1. */
 static void conv_forward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_pass *a,
-                         const float *in)
+                         const float *in, int b0, int nb)
 {
     const dn_layer *L = &a->m->layers[s->main];
     const float *mask_in = mask_of(a, s->in_drop), *mask_out = mask_of(a, s->drop);
@@ -414,23 +449,30 @@ static void conv_forward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_
     uint8_t *kin_f = p->keep, *kout_f = p->keep_out;
     int KK = s->K * s->K;
     conv_src src = {s->xs, s->xs_plane, s->xs_rs, s->stride, s->K, a->params + L->w_off,
-                    (size_t)C * KK, (size_t)KK, 0, p->wpack};
+                    (size_t)C * KK, (size_t)KK, 0, s->pack};
     size_t oplane = (size_t)s->out.h * s->out.w;
-    int *kin = p->list, *kout = kin + p->ch, *prev = kout + p->ch;
-    prev[0] = -1;
-    for (int b = 0; b < a->B; b++) {
+    int *kin = p->list, *kout = kin + p->ch;
+    /* The next stage, when this one writes its planes. */
+    const dn_fast_stage *nx = s->to_next ? s + 1 : NULL;
+    for (int b = b0; b < b0 + nb; b++) {
         keep_flags(kin_f, mask_in, b, C, p->sparse);
         keep_flags(kout_f, mask_out, b, O, p->sparse);
         int nin = keep_list(kin_f, C, kin), nout = keep_list(kout_f, O, kout);
-        int repack = lists_changed(prev, kin, nin, kout, nout);
+        int repack = lists_changed(s->packed, kin, nin, kout, nout);
+        float *planes = conv_planes(s, a->B, b, b0);
         const float *inb = in + (size_t)b * s->in_ld; // (C, H, W)
-        for (int t = 0; t < nin; t++)
-            stage_plane(s->xs + (size_t)kin[t] * s->xs_plane, s->xs_rows, s->xs_rs, s->xs_rs,
+        for (int t = 0; t < nin && !s->staged; t++)
+            stage_plane(planes + (size_t)kin[t] * s->xs_plane, s->xs_rows, s->xs_rs, s->xs_rs,
                         inb + (size_t)kin[t] * H * W, H, W, s->pad, s->pad);
+        src.planes = planes;
         conv_out d = {s->act + (size_t)b * s->out_ld,
                       s->code ? s->code + (size_t)b * O * oplane : NULL,
                       a->params + L->b_off,
                       mask_out ? mask_out + (size_t)b * O : NULL,
+                      nx ? conv_planes(nx, a->B, b, b0) + (size_t)nx->pad * nx->xs_rs + nx->pad
+                         : NULL,
+                      nx ? nx->xs_plane : 0,
+                      nx ? nx->xs_rs : 0,
                       s->relu >= 0, s->OH, s->OW, s->stride};
         for (int o = 0; o < O; o++)
             if (!kout_f[o])
@@ -656,7 +698,8 @@ static double route_plain(float *D, int rs, int stride, const float *g, const fl
     return sum + hsum(acc);
 }
 
-/* Stages the inputs of samples b0..b0+ns-1 into their planes and routes
+/* Stages the inputs of samples b0..b0+ns-1 into their planes (unless the
+ * forward pass left them there) and routes
  * their output gradients (dropout, pool arg-max or ReLU) into theirs,
  * adding each channel's sum to p->dsum (the bias gradient). */
 static void conv_bwd_route(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_pass *a,
@@ -665,13 +708,15 @@ static void conv_bwd_route(dn_fast_plan *p, const dn_fast_stage *s, const dn_fas
     const float *mask_in = mask_of(a, s->in_drop), *mask_out = mask_of(a, s->drop);
     const int H = s->in.h, W = s->in.w, C = s->C, O = s->O, E = s->E, st = s->stride;
     size_t oplane = (size_t)s->out.h * s->out.w;
+    /* The forward pass left them staged, or they are staged here. */
+    const int kept = conv_planes_kept(s, a->B);
     for (int t = 0; t < ns; t++) {
         int b = b0 + t;
         uint8_t *fi = p->keep + (size_t)t * C, *fo = p->keep_out + (size_t)t * O;
         keep_flags(fi, mask_in, b, C, p->sparse);
         keep_flags(fo, mask_out, b, O, p->sparse);
         const float *inb = in + (size_t)b * s->in_ld;
-        for (int c = 0; c < C; c++)
+        for (int c = 0; c < C && !kept; c++)
             if (fi[c])
                 stage_plane(s->xs + ((size_t)t * C + c) * s->xs_plane, s->xs_rows, s->xs_rs,
                             s->xs_rs, inb + (size_t)c * H * W, H, W, s->pad, s->pad);
@@ -751,18 +796,19 @@ static void conv_bwd_inputs(dn_fast_plan *p, const dn_fast_stage *s, const float
                             int ns, float *gin)
 {
     const int H = s->in.h, W = s->in.w, C = s->C, O = s->O;
-    int *kin = p->list, *kout = kin + p->ch, *prev = kout + p->ch;
-    prev[0] = -1;
+    int *kin = p->list, *kout = kin + p->ch;
+    /* The forward pass's packing is of no use here. */
+    s->packed[0] = -1;
     const int KK = s->K * s->K;
     conv_src src = {NULL, s->ds_plane, s->ds_rs, 1, s->K, wt, (size_t)KK, (size_t)C * KK, 1,
-                    p->wpack};
+                    s->pack};
     /* Where the flipped kernel starts: row E - q, column -q, q = K - 1 - pad
      * (see conv_geometry). */
     ptrdiff_t from = (ptrdiff_t)(2 * s->pad + 2) * s->ds_rs - (s->K - 1 - s->pad);
     for (int t = 0; t < ns; t++) {
         const uint8_t *fi = p->keep + (size_t)t * C, *fo = p->keep_out + (size_t)t * O;
         int nin = keep_list(fi, C, kin), nout = keep_list(fo, O, kout);
-        int repack = lists_changed(prev, kout, nout, kin, nin);
+        int repack = lists_changed(s->packed, kout, nout, kin, nin);
         float *gb = gin + (size_t)(b0 + t) * s->in_ld;
         for (int c = 0; c < C; c++)
             if (!fi[c])

@@ -74,7 +74,9 @@ static void fc_forward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_pa
     const int I = s->C, O = s->O, words = s->words;
     for (int b = 0; b < a->B; b++)
         fc_active(s, a, b, p->sparse, s->active + (size_t)b * words);
-    int gmax = min_i(s->group, G_MAX);
+    /* Without a dropout mask every sample holds every vector, and the
+     * most samples per pass share each weight loaded. */
+    int gmax = min_i(mask_of(a, s->in_drop) && p->sparse ? s->group : G_MAX, G_MAX);
     for (int b0 = 0; b0 < a->B; b0 += gmax) {
         int G = min_i(gmax, a->B - b0);
         G = G >= 8 ? 8 : G >= 4 ? 4 : G >= 2 ? 2 : 1;

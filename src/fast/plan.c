@@ -145,7 +145,7 @@ static size_t layout(dn_fast_plan *p, char *base)
 {
     size_t off = 0;
     size_t mb = (size_t)p->max_batch, sub = (size_t)p->sub;
-    size_t ld = p->in_ld, wl = 0, fco = 16, ch = 1, words = 1, vecs = 0;
+    size_t ld = p->in_ld, fco = 16, ch = 1, words = 1, vecs = 0;
     for (int i = 0; i < p->n_stages; i++) {
         dn_fast_stage *s = &p->stages[i];
         if (s->out_ld > ld)
@@ -155,10 +155,11 @@ static size_t layout(dn_fast_plan *p, char *base)
         s->act = carve(base, &off, mb * s->out_ld, sizeof(float));
         if (s->kind == DN_STAGE_CONV) {
             size_t w = (size_t)s->O * s->C * s->K * s->K;
+            s->pack = carve(base, &off, w + 16, sizeof(float));
+            s->packed = carve(base, &off, 2 + (size_t)s->C + s->O, sizeof(int));
             /* Each convolution its own planes: their zero borders differ. */
             s->xs = carve(base, &off, sub * s->C * s->xs_plane + 16, sizeof(float));
             s->ds = carve(base, &off, sub * s->O * s->ds_plane + 16, sizeof(float));
-            wl = wl > w ? wl : w;
             ch = ch > (size_t)s->O ? ch : (size_t)s->O;
             if (s->pool >= 0)
                 s->code = carve(base, &off, mb * s->O * (s->OH / 2) * (s->OW / 2), 1);
@@ -177,7 +178,6 @@ static size_t layout(dn_fast_plan *p, char *base)
     p->g[1] = carve(base, &off, mb * ld, sizeof(float));
     p->un = carve(base, &off, words, sizeof(uint64_t));
     p->ch = (int)ch;
-    p->wpack = carve(base, &off, wl + 16, sizeof(float));
     p->dy = carve(base, &off, mb * fco, sizeof(float));
     p->dsum = carve(base, &off, ch, sizeof(double));
     p->keep = carve(base, &off, mb * ch, 1);
@@ -218,6 +218,25 @@ dn_fast_plan *dn_fast_plan_new(const dn_model *m, int max_batch)
                 sub *= 2;
             s->sub = sub;
         }
+    }
+    /* A convolution whose output is the next convolution's input (after
+     * its pool, or at stride 1) writes that input's staged planes; a run
+     * of them goes chunk samples at a time, as many as every staged
+     * stage's block holds. */
+    for (int i = 0; i + 1 < p->n_stages; i++) {
+        dn_fast_stage *s = &p->stages[i], *t = s + 1;
+        if (s->kind == DN_STAGE_CONV && t->kind == DN_STAGE_CONV &&
+            (s->pool >= 0 || s->stride == 1))
+            s->to_next = t->staged = 1;
+    }
+    for (int i = 0; i < p->n_stages;) {
+        int j = i, chunk = max_batch;
+        while (p->stages[j].to_next) {
+            j++;
+            chunk = p->stages[j].sub < chunk ? p->stages[j].sub : chunk;
+        }
+        for (; i <= j; i++)
+            p->stages[i].chunk = chunk;
     }
     /* Sizes grow with max_batch and the layers; DN_MAX_TENSOR bounds the
      * layers, so only an absurd max_batch could overflow. */
