@@ -158,6 +158,17 @@ KI void conv_block(const int N, const int NVT, const int KC, const int S1, const
 }
 #endif
 
+/* The end of both pool epilogues: n pooled values m to dst (and to dst2,
+ * the next convolution's plane, unless NULL), their arg-max codes c to
+ * code. */
+KI void pool_store(v16 m, vi16 c, float *dst, uint8_t *code, float *dst2, int n)
+{
+    stn(dst, m, n);
+    if (dst2)
+        stn(dst2, m, n);
+    codes_stn(code, c, n);
+}
+
 /* ReLU, 2x2 max-pool and dropout scale of 16 columns of two conv rows into
  * n <= 8 pooled values and their arg-max codes. The first maximum in scan
  * order wins, as in the general kernel: top row first (left before right),
@@ -179,10 +190,7 @@ KI void pool_epilogue(v16 r0, v16 r1, float scale, float *dst, uint8_t *code, fl
     vi16 live = vgt(m, splat(0.0f));
     m = vscale(sel(live, m, splat(0.0f)), scale);
     c = seli(live, c, splati(DN_AM_NONE));
-    stn(dst, m, n);
-    if (dst2)
-        stn(dst2, m, n);
-    codes_stn(code, c, n);
+    pool_store(m, c, dst, code, dst2, n);
 }
 
 /* The same for 32 columns (two vectors of each row) into n <= 16 pooled
@@ -202,10 +210,7 @@ KI void pool_epilogue2(v16 r0a, v16 r0b, v16 r1a, v16 r1b, float scale, float *d
     vi16 live = vgt(m, splat(0.0f));
     m = vscale(sel(live, m, splat(0.0f)), scale);
     c = seli(live, c, splati(DN_AM_NONE));
-    stn(dst, m, n);
-    if (dst2)
-        stn(dst2, m, n);
-    codes_stn(code, c, n);
+    pool_store(m, c, dst, code, dst2, n);
 }
 
 /* What a forward block writes: the stage output of one sample, and the

@@ -26,6 +26,15 @@ static void fc_active(const dn_fast_stage *s, const dn_fast_pass *a, int b, int 
                 act[v / 64] |= (uint64_t)1 << (v % 64);
 }
 
+/* Samples per pass over the weights: the plan's choice for an input that
+ * a dropout mask makes sparse (pairs keep the union of their vectors
+ * small); without one every sample holds every vector, and the most
+ * samples per pass share each weight loaded. */
+static int fc_group(const dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_pass *a)
+{
+    return min_i(mask_of(a, s->in_drop) && p->sparse ? s->group : G_MAX, G_MAX);
+}
+
 /* Weight vector v of row wr: 16 floats, or the tail of the row. */
 KI v16 wvec(const float *wr, int v, int full, int tail)
 {
@@ -74,9 +83,7 @@ static void fc_forward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_pa
     const int I = s->C, O = s->O, words = s->words;
     for (int b = 0; b < a->B; b++)
         fc_active(s, a, b, p->sparse, s->active + (size_t)b * words);
-    /* Without a dropout mask every sample holds every vector, and the
-     * most samples per pass share each weight loaded. */
-    int gmax = min_i(mask_of(a, s->in_drop) && p->sparse ? s->group : G_MAX, G_MAX);
+    int gmax = fc_group(p, s, a);
     for (int b0 = 0; b0 < a->B; b0 += gmax) {
         int G = min_i(gmax, a->B - b0);
         G = G >= 8 ? 8 : G >= 4 ? 4 : G >= 2 ? 2 : 1;
@@ -199,7 +206,7 @@ static void fc_backward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_p
      * vectors and the outputs whose gradient is not zero: each weight
      * vector loaded serves every sample of the block. */
     int *vl = p->list, *jl = p->list + s->nvec + 1;
-    int gmax = min_i(s->group, G_MAX);
+    int gmax = fc_group(p, s, a);
     for (int b0 = 0; b0 < B; b0 += gmax) {
         int G = min_i(gmax, B - b0);
         G = G >= 8 ? 8 : G >= 4 ? 4 : G >= 2 ? 2 : 1;

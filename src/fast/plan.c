@@ -220,9 +220,9 @@ dn_fast_plan *dn_fast_plan_new(const dn_model *m, int max_batch)
         }
     }
     /* A convolution whose output is the next convolution's input (after
-     * its pool, or at stride 1) writes that input's staged planes; a run
-     * of them goes chunk samples at a time, as many as every staged
-     * stage's block holds. */
+     * its pool, or at stride 1) writes that input's staged planes. chunk:
+     * the largest batch whose planes every staged stage of the run holds
+     * at once (see fast_impl.h). */
     for (int i = 0; i + 1 < p->n_stages; i++) {
         dn_fast_stage *s = &p->stages[i], *t = s + 1;
         if (s->kind == DN_STAGE_CONV && t->kind == DN_STAGE_CONV &&
