@@ -134,10 +134,17 @@ static void stage_plane(float *dst, int rows, int cols, int rs, const float *src
 void DN_KERN_NAME(dn_fast_fwd)(dn_fast_plan *p, const dn_fast_pass *a)
 {
     size_t n_in = (size_t)p->input.c * p->input.h * p->input.w;
-    /* Backward needs the input after the caller may have reused x. */
-    for (int b = 0; b < a->B; b++)
-        memcpy(p->x + (size_t)b * p->in_ld, a->x + (size_t)b * n_in, n_in * sizeof *a->x);
+    /* Backward needs the input after the caller may have reused x, unless
+     * the first stage is a convolution that keeps the batch's staged
+     * planes for it; that one stages x as it is when the plan's rows are
+     * the caller's. */
+    const dn_fast_stage *s0 = &p->stages[0];
     const float *in = p->x;
+    if (s0->kind == DN_STAGE_CONV && conv_planes_kept(s0, a->B) && n_in == p->in_ld)
+        in = a->x;
+    else
+        for (int b = 0; b < a->B; b++)
+            memcpy(p->x + (size_t)b * p->in_ld, a->x + (size_t)b * n_in, n_in * sizeof *a->x);
     /* The weights may have changed since the last pass. */
     for (int i = 0; i < p->n_stages; i++)
         if (p->stages[i].packed)

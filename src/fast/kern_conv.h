@@ -231,9 +231,12 @@ typedef struct conv_out {
 /* One forward block: bias, convolution, then ReLU + pool or ReLU, the
  * dropout scale and the store. */
 KI void conv_fwd_block(const int N, const int NVT, const int KC, const int S1, const conv_src *s,
-                       const float *wb, const conv_out *d, const int *kin, int nin,
+                       const float *wb, const conv_out *dout, const int *kin, int nin,
                        const int *ko, int oy0, int x0)
 {
+    /* A copy the stores cannot alias (the codes are bytes, which alias
+     * everything): its fields stay in registers across the channels. */
+    const conv_out d[1] = {*dout};
     conv_acc acc;
     for (int o = 0; o < N; o++) {
         v16 b0 = splat(d->bias[ko[o]]);
@@ -327,6 +330,22 @@ KI void conv_dx_block(const int N, const int NVT, const int KC, const int S1, co
     default: if ((lim) >= 8) BLOCK(8); break;                                \
     }
 
+/* The KK taps of one (output, input) pair from w to dst. Training packs
+ * for every sample (its kept channels change), so the copy is whole
+ * vectors where it can be: from KK = 16 up the last vector overlaps the
+ * one before instead of being masked. */
+KI void copy_taps(float *dst, const float *w, const int KK)
+{
+    if (KK < 16) {
+        stn(dst, ldn(w, KK), KK);
+        return;
+    }
+    int t = 0;
+    for (; t + 16 < KK; t += 16)
+        st(dst + t, ld(w + t));
+    st(dst + KK - 16, ld(w + KK - 16));
+}
+
 /* Every block of a convolution: rows in pairs (the first 2 * (rows/2)
  * when pooling), NV vectors across, output channels ko[0..nout) in
  * blocks, for a kernel size KC known at compile time (0: any), their
@@ -337,7 +356,7 @@ KI void conv_run_k(const int KC, const int S1, const conv_src *s, int repack, co
                    int nout)
 {
     int nvt = NVT_MAX >= 2 && NV >= 2 ? 2 : 1, kb = nvt == 2 ? KB2 : KB1;
-    const int KK = s->K * s->K;
+    const int KK = KC ? KC * KC : s->K * s->K;
     /* The fewest blocks of at most kb channels, their sizes differing by
      * at most one (16 channels in blocks of 5 would leave a block of 1). */
     int nblk = (nout + kb - 1) / kb;
@@ -350,9 +369,7 @@ KI void conv_run_k(const int KC, const int S1, const conv_src *s, int repack, co
         for (int ii = 0; repack && ii < nin; ii++)
             for (int o = 0; o < nb; o++) {
                 const float *w = s->w + (size_t)k[o] * s->wso + (size_t)kin[ii] * s->wsi;
-                float *dst = wb + ((size_t)ii * nb + o) * KK;
-                for (int t = 0; t < KK; t += 16)
-                    stn(dst + t, ldn(w + t, min_i(16, KK - t)), min_i(16, KK - t));
+                copy_taps(wb + ((size_t)ii * nb + o) * KK, w, KK);
             }
         for (int oy0 = 0; oy0 < rows; oy0 += 2)
             for (int xv = 0; xv < NV;) {
@@ -479,7 +496,9 @@ static void conv_forward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_
                       nx ? nx->xs_plane : 0,
                       nx ? nx->xs_rs : 0,
                       s->relu >= 0, s->OH, s->OW, s->stride};
-        for (int o = 0; o < O; o++)
+        /* A dropped channel is zeros of the output, except where only the
+         * next convolution reads it, which skips dropped channels. */
+        for (int o = 0; o < O && !nx; o++)
             if (!kout_f[o])
                 memset(d.act + o * oplane, 0, oplane * sizeof *d.act);
         int rows = s->code ? 2 * (s->OH / 2) : s->OH;
