@@ -723,9 +723,9 @@ static double route_plain(float *D, int rs, int stride, const float *g, const fl
 }
 
 /* Stages the inputs of samples b0..b0+ns-1 into their planes (unless the
- * forward pass left them there) and routes
- * their output gradients (dropout, pool arg-max or ReLU) into theirs,
- * adding each channel's sum to p->dsum (the bias gradient). */
+ * forward pass left them there) and routes their output gradients
+ * (dropout, pool arg-max or ReLU) into theirs, adding each channel's sum
+ * to p->dsum (the bias gradient). */
 static void conv_bwd_route(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_pass *a,
                            const float *in, const float *gout, int b0, int ns)
 {
