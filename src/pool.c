@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct pool_arg {
@@ -15,28 +16,80 @@ typedef struct pool_arg {
     int tid;
 } pool_arg;
 
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + 1e-3 * (double)ts.tv_nsec;
+}
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Spins until ready(p, arg) holds or DN_POOL_SPIN_US pass; returns whether
+ * it holds. */
+static int spin_until(const dn_pool *p, int (*ready)(const dn_pool *, unsigned long),
+                      unsigned long arg)
+{
+    double t0 = 0;
+    if (!p->spin)
+        return ready(p, arg);
+    for (unsigned i = 0;; i++) {
+        if (ready(p, arg))
+            return 1;
+        if ((i & 63) == 0) {
+            double t = now_us();
+            if (i == 0)
+                t0 = t;
+            else if (t - t0 > DN_POOL_SPIN_US)
+                return 0;
+        }
+        cpu_relax();
+    }
+}
+
+static int job_posted(const dn_pool *p, unsigned long seen)
+{
+    return atomic_load_explicit(&p->gen, memory_order_acquire) != seen ||
+           atomic_load_explicit(&p->quit, memory_order_acquire);
+}
+
+static int workers_done(const dn_pool *p, unsigned long unused)
+{
+    (void)unused;
+    return atomic_load_explicit(&p->busy, memory_order_acquire) == 0;
+}
+
 static void *pool_worker(void *arg)
 {
     dn_pool *p = ((pool_arg *)arg)->p;
     int tid = ((pool_arg *)arg)->tid;
     free(arg);
     unsigned long seen = 0;
-    pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (p->gen == seen && !p->quit)
-            pthread_cond_wait(&p->go, &p->mu);
-        if (p->quit)
+        if (!spin_until(p, job_posted, seen)) {
+            pthread_mutex_lock(&p->mu);
+            while (!job_posted(p, seen))
+                pthread_cond_wait(&p->go, &p->mu);
+            pthread_mutex_unlock(&p->mu);
+        }
+        if (atomic_load_explicit(&p->quit, memory_order_acquire))
             break;
-        seen = p->gen;
-        void (*fn)(void *, int) = p->fn;
-        void *ctx = p->ctx;
-        pthread_mutex_unlock(&p->mu);
-        fn(ctx, tid);
-        pthread_mutex_lock(&p->mu);
-        if (--p->busy == 0)
+        /* gen is stored (release) after fn and ctx. */
+        seen = atomic_load_explicit(&p->gen, memory_order_acquire);
+        p->fn(p->ctx, tid);
+        if (atomic_fetch_sub_explicit(&p->busy, 1, memory_order_acq_rel) == 1) {
+            /* Under mu, so that a caller between its check of busy and
+             * its wait cannot miss the signal. */
+            pthread_mutex_lock(&p->mu);
             pthread_cond_signal(&p->done);
+            pthread_mutex_unlock(&p->mu);
+        }
     }
-    pthread_mutex_unlock(&p->mu);
     return NULL;
 }
 
@@ -44,7 +97,7 @@ void dn_pool_stop(dn_pool *p)
 {
     if (p->started) {
         pthread_mutex_lock(&p->mu);
-        p->quit = 1;
+        atomic_store_explicit(&p->quit, 1, memory_order_release);
         pthread_cond_broadcast(&p->go);
         pthread_mutex_unlock(&p->mu);
         for (int i = 0; i < p->started; i++)
@@ -62,7 +115,12 @@ void dn_pool_stop(dn_pool *p)
 dn_status dn_pool_start(dn_pool *p, int n, dn_error *err)
 {
     memset(p, 0, sizeof *p);
+    atomic_init(&p->gen, 0);
+    atomic_init(&p->busy, 0);
+    atomic_init(&p->quit, 0);
     p->n = n;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    p->spin = cores > 0 && n <= cores;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->go, NULL);
     pthread_cond_init(&p->done, NULL);
@@ -93,18 +151,20 @@ dn_status dn_pool_start(dn_pool *p, int n, dn_error *err)
 void dn_pool_run(dn_pool *p, void (*fn)(void *, int), void *ctx)
 {
     if (p->n > 1) {
+        /* Every worker has finished the last job (busy is 0), so none
+         * reads fn or ctx now; gen's release store publishes them. */
         pthread_mutex_lock(&p->mu);
         p->fn = fn;
         p->ctx = ctx;
-        p->busy = p->n - 1;
-        p->gen++;
+        atomic_store_explicit(&p->busy, p->n - 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
         pthread_cond_broadcast(&p->go);
         pthread_mutex_unlock(&p->mu);
     }
     fn(ctx, 0);
-    if (p->n > 1) {
+    if (p->n > 1 && !spin_until(p, workers_done, 0)) {
         pthread_mutex_lock(&p->mu);
-        while (p->busy > 0)
+        while (!workers_done(p, 0))
             pthread_cond_wait(&p->done, &p->mu);
         pthread_mutex_unlock(&p->mu);
     }

@@ -9,19 +9,29 @@
 #include "digitnet.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 /* n threads including the caller: n - 1 workers wait for a job, run it
  * with their thread id and report back. Started once per training or
- * evaluation run, so that no thread is created per batch. */
+ * evaluation run, so that no thread is created per batch. A thread that
+ * waits (a worker for the next job, the caller for the workers) spins for
+ * up to DN_POOL_SPIN_US before it sleeps on the condition variable:
+ * training runs two jobs per batch, a millisecond apart, and waking a
+ * sleeping thread costs tens of microseconds each time on a virtual
+ * machine. Only while the threads are no more than the online cores, so
+ * that a spinning thread never takes a core from a working one. gen, busy and quit change under mu (busy also without it, going
+ * down) and are read without it while spinning. */
+#define DN_POOL_SPIN_US 200
 typedef struct dn_pool {
     int n;
+    int spin;               /* spin before sleeping: n <= the online cores */
     int started;            /* workers created */
     pthread_t *threads;     /* (n - 1) */
     pthread_mutex_t mu;
     pthread_cond_t go, done;
-    unsigned long gen;      /* job generation; workers run each once */
-    int busy;               /* workers still in the current job */
-    int quit;
+    atomic_ulong gen;       /* job generation; workers run each once */
+    atomic_int busy;        /* workers still in the current job */
+    atomic_int quit;
     void (*fn)(void *ctx, int tid);
     void *ctx;
 } dn_pool;
