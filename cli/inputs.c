@@ -96,5 +96,5 @@ const float *cli_forward_one(const dn_model *m, dn_work *w, const cli_input *in)
     float x[DN_IMAGE_SIDE * DN_IMAGE_SIDE]; /* (1, 1, 28, 28) */
     memcpy(x, in->raw, sizeof x);
     dn_image_normalize(x, sizeof x / sizeof x[0], m->mean, m->std);
-    return dn_model_forward(m, w, x, 1, DN_MODE_EVAL, NULL);
+    return dn_model_forward(m, w, x, 1, DN_MODE_INFER, NULL);
 }

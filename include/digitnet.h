@@ -266,7 +266,11 @@ float *dn_work_mask(dn_work *w, int layer);
 typedef enum dn_mode {
     DN_MODE_EVAL,               /* dropout is the identity */
     DN_MODE_TRAIN,              /* dropout masks drawn from sample keys */
-    DN_MODE_TRAIN_FIXED_MASK    /* dropout masks taken from dn_work_mask */
+    DN_MODE_TRAIN_FIXED_MASK,   /* dropout masks taken from dn_work_mask */
+    DN_MODE_INFER               /* DN_MODE_EVAL when no dn_model_backward
+                                   follows: the pass keeps nothing for one
+                                   (no copy of x, no pooling arg-max), so
+                                   it runs faster; the same outputs */
 } dn_mode;
 
 /* Forward pass of B samples x (B, input.c, input.h, input.w), normalised.
@@ -298,8 +302,9 @@ double dn_model_loss(const dn_model *m, dn_work *w, const uint8_t *labels,
  * (n_params, overwritten) the gradient of  scale * sum_b NLL(b)  with
  * respect to every parameter. scale = 1/B gives the gradient of the mean
  * loss; a trainer splitting a batch of N into chunks passes 1/N. B must be
- * the forward's B (grads are left all zero otherwise); dropout uses that
- * forward's masks; a label not below the class count contributes 0. */
+ * the forward's B and that forward not DN_MODE_INFER (grads are left all
+ * zero otherwise); dropout uses that forward's masks; a label not below
+ * the class count contributes 0. */
 void dn_model_backward(const dn_model *m, dn_work *w, const uint8_t *labels,
                        int B, float scale, float *grads);
 

@@ -158,17 +158,33 @@ void dn_dataset_free(dn_dataset *ds)
     memset(ds, 0, sizeof *ds);
 }
 
+/* The 256 normalised pixel values for one (mean, std), by the same float32
+ * expression as every pixel (torchvision's ToTensor, x / 255, then
+ * Normalize, (x - mean) / std), so the table gives the same bits. Kept per
+ * thread and remade only when mean or std change: its 512 divisions cost
+ * more than the 784 look-ups of an image. */
+typedef struct pixel_table {
+    int ready;
+    float mean, std;
+    float value[256];
+} pixel_table;
+
+static const float *pixel_values(float mean, float std)
+{
+    static _Thread_local pixel_table t;
+    if (!t.ready || memcmp(&t.mean, &mean, sizeof mean) || memcmp(&t.std, &std, sizeof std)) {
+        for (int v = 0; v < 256; v++)
+            t.value[v] = ((float)v / 255.0f - mean) / std;
+        t.mean = mean, t.std = std, t.ready = 1;
+    }
+    return t.value;
+}
+
 void dn_dataset_image(const dn_dataset *ds, size_t i, float *out)
 {
-    /* The same float32 operations as torchvision's ToTensor (x / 255) and
-     * Normalize ((x - mean) / std), so inputs match PyTorch's exactly. */
     size_t plane = (size_t)ds->rows * ds->cols;
     const uint8_t *px = ds->images + i * plane;
-    /* A table of the 256 possible values, computed by the same expression,
-     * costs fewer divisions than the 784 pixels and gives the same bits. */
-    float value[256];
-    for (int v = 0; v < 256; v++)
-        value[v] = ((float)v / 255.0f - ds->mean) / ds->std;
+    const float *value = pixel_values(ds->mean, ds->std);
     for (size_t j = 0; j < plane; j++)
         out[j] = value[px[j]];
 }

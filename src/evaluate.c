@@ -1,6 +1,6 @@
 /*
  * evaluate.c - the evaluator: a model's loss and predictions over a range
- * of a dataset in DN_MODE_EVAL, in chunks spread over threads, with
+ * of a dataset in DN_MODE_INFER (evaluation, nothing kept for a backward pass), in chunks spread over threads, with
  * results that depend on neither.
  */
 #include "evaluate.h"
@@ -53,7 +53,7 @@ static void eval_chunks(void *ctx, int tid)
         int B = (int)(j->count - lo < chunk ? j->count - lo : chunk);
         for (int b = 0; b < B; b++)
             dn_dataset_image(ds, j->first + lo + (size_t)b, s->x + (size_t)b * plane);
-        const float *out = dn_model_forward(j->m, s->work, s->x, B, DN_MODE_EVAL, NULL);
+        const float *out = dn_model_forward(j->m, s->work, s->x, B, DN_MODE_INFER, NULL);
         if (!out) { // (B, classes)
             atomic_store(&j->failed, 1);
             continue;

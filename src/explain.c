@@ -169,7 +169,7 @@ dn_status dn_occlusion(const dn_model *m, dn_work *w, const float *x, int cls, i
     float base[PIXELS]; /* (1, 1, 28, 28) normalised */
     memcpy(base, x, sizeof base);
     dn_image_normalize(base, PIXELS, m->mean, m->std);
-    const float *lp = dn_model_forward(m, w, base, 1, DN_MODE_EVAL, NULL);
+    const float *lp = dn_model_forward(m, w, base, 1, DN_MODE_INFER, NULL);
     if (!lp) {
         free(xs);
         return dn_fail(err, DN_ERR_ARG, "occlusion: the work does not fit the model");
@@ -202,7 +202,7 @@ dn_status dn_occlusion(const dn_model *m, dn_work *w, const float *x, int cls, i
                 for (int xx = ox[j]; xx < ox[j] + patch; xx++)
                     c[y * SIDE + xx] = blank;
         }
-        lp = dn_model_forward(m, w, xs, b, DN_MODE_EVAL, NULL);
+        lp = dn_model_forward(m, w, xs, b, DN_MODE_INFER, NULL);
         for (int q = 0; q < b; q++) {
             float drop = before - margin(lp + (size_t)q * (size_t)k, k, cls);
             int i = todo[t0 + q] / n, j = todo[t0 + q] % n;
@@ -310,12 +310,12 @@ static dn_status forward(const dn_model *m, dn_work *w, dn_explanation *e, dn_er
         memcpy(x + PIXELS, e->naive_input, PIXELS * sizeof *x);
     dn_image_normalize(x, (size_t)(1 + two) * PIXELS, m->mean, m->std);
     int one_pass = dn_work_max_batch(w) >= 1 + two;
-    const float *lp = dn_model_forward(m, w, x, one_pass ? 1 + two : 1, DN_MODE_EVAL, NULL);
+    const float *lp = dn_model_forward(m, w, x, one_pass ? 1 + two : 1, DN_MODE_INFER, NULL);
     if (!lp)
         return dn_fail(err, DN_ERR_ARG, "explain: the work does not fit the model");
     memcpy(e->logp, lp, (size_t)k * sizeof *lp);
     if (two) {
-        if (!one_pass && !(lp = dn_model_forward(m, w, x + PIXELS, 1, DN_MODE_EVAL, NULL)))
+        if (!one_pass && !(lp = dn_model_forward(m, w, x + PIXELS, 1, DN_MODE_INFER, NULL)))
             return dn_fail(err, DN_ERR_ARG, "explain: the work does not fit the model");
         memcpy(e->naive_logp, lp + (one_pass ? k : 0), (size_t)k * sizeof *lp);
         e->naive_prediction = dn_argmax(e->naive_logp, k);
@@ -407,7 +407,7 @@ dn_status dn_explain_batch(const dn_model *m, dn_work *w, const float *xs, int B
             memcpy(x + (size_t)b * PIXELS, in, PIXELS * sizeof *x);
         }
         dn_image_normalize(x, (size_t)n * PIXELS, m->mean, m->std);
-        const float *lp = dn_model_forward(m, w, x, n, DN_MODE_EVAL, NULL);
+        const float *lp = dn_model_forward(m, w, x, n, DN_MODE_INFER, NULL);
         if (!lp) {
             st = dn_fail(err, DN_ERR_ARG, "explain: the work does not fit the model");
             break;

@@ -30,9 +30,10 @@ void dn_fast_plan_free(dn_fast_plan *p);
 /* Forward pass of B samples x (B, input) through m (the model the plan was
  * made for, or one of the same shapes) into logp (B, classes). masks[l] is
  * the (B, C) Dropout2d scale of dropout layer l, or NULL for the identity
- * (evaluation); entries of other layers are ignored. */
+ * (evaluation); entries of other layers are ignored. infer: no backward
+ * pass follows, so nothing is kept for one (DN_MODE_INFER). */
 void dn_fast_forward(dn_fast_plan *p, const dn_model *m, const float *x, int B,
-                     const float *const *masks, float *logp);
+                     const float *const *masks, int infer, float *logp);
 /* Backward pass after dn_fast_forward of the same B on the same plan, with
  * the same masks and logp: writes every element of grads (n_params), the
  * gradient of scale * sum_b NLL(b). */

@@ -241,7 +241,7 @@ static void pass_masks(const dn_model *m, dn_work *w, int B, dn_mode mode,
     for (int l = 0; l < m->n_layers; l++) {
         const dn_layer *L = &m->layers[l];
         masks[l] = NULL;
-        if (L->kind != DN_DROPOUT2D || mode == DN_MODE_EVAL)
+        if (L->kind != DN_DROPOUT2D || mode == DN_MODE_EVAL || mode == DN_MODE_INFER)
             continue;
         if (mode == DN_MODE_TRAIN)
             for (int b = 0; b < B; b++)
@@ -260,7 +260,7 @@ const float *dn_model_forward(const dn_model *m, dn_work *w, const float *x,
                               const uint64_t *sample_keys)
 {
     if (!m || !w || !x || B < 1 || B > w->max_batch || !work_fits(m, w) ||
-        (mode == DN_MODE_TRAIN && !sample_keys))
+        (unsigned)mode > (unsigned)DN_MODE_INFER || (mode == DN_MODE_TRAIN && !sample_keys))
         return NULL;
     w->B = 0;
     const float *masks[DN_MAX_LAYERS];
@@ -268,7 +268,7 @@ const float *dn_model_forward(const dn_model *m, dn_work *w, const float *x,
     float *logp = w->act[m->n_layers - 1]; // (B, classes)
     w->ran_fast = w->fast && !w->reference;
     if (w->ran_fast) {
-        dn_fast_forward(w->fast, m, x, B, masks, logp);
+        dn_fast_forward(w->fast, m, x, B, masks, mode == DN_MODE_INFER, logp);
         w->B = B;
         w->mode = mode;
         return logp;
@@ -333,7 +333,7 @@ void dn_model_backward(const dn_model *m, dn_work *w, const uint8_t *labels,
 {
     if (!m || !w || !labels || !grads || !work_fits(m, w))
         return;
-    if (B < 1 || B != w->B) {
+    if (B < 1 || B != w->B || w->mode == DN_MODE_INFER) {
         memset(grads, 0, m->n_params * sizeof *grads);
         return;
     }

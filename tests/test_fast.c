@@ -212,6 +212,37 @@ static void compare(fixture *f, const char *spec, int isa, int B, dn_mode mode, 
     assert_true(norm > 1e-4);
 }
 
+/* DN_MODE_INFER keeps nothing for a backward pass (no pooling arg-max,
+ * no copy of the input, one sample at a time) and must give DN_MODE_EVAL's
+ * bits, dense or sparse; a backward pass after it leaves every gradient 0. */
+static void compare_infer(fixture *f, const char *spec, int isa, int B)
+{
+    const dn_model *m = f->m;
+    char label[200];
+    snprintf(label, sizeof label, "%s: infer, %s, B=%d", spec, dn_fast_isa_name(isa), B);
+    assert_int_equal(dn_fast_set_isa(dn_work_fast(f->fast), isa), isa);
+    assert_int_equal(dn_fast_set_isa(dn_work_fast(f->dense), isa), isa);
+    size_t n = (size_t)B * f->classes;
+    float *want = malloc(n * sizeof *want);
+    assert_non_null(want);
+    const float *le = dn_model_forward(m, f->fast, f->x, B, DN_MODE_EVAL, NULL);
+    assert_non_null(le);
+    memcpy(want, le, n * sizeof *want);
+    dn_work *ws[2] = {f->fast, f->dense};
+    for (int k = 0; k < 2; k++) {
+        const float *li = dn_model_forward(m, ws[k], f->x, B, DN_MODE_INFER, NULL);
+        assert_non_null(li);
+        if (memcmp(li, want, n * sizeof *li))
+            fail_msg("%s (%s): not the bits of DN_MODE_EVAL", label, k ? "dense" : "sparse");
+        memset(f->g_fast, 0xff, m->n_params * sizeof(float));
+        dn_model_backward(m, ws[k], f->y, B, 1.0f, f->g_fast);
+        for (size_t i = 0; i < m->n_params; i++)
+            if (f->g_fast[i] != 0.0f)
+                fail_msg("%s: a backward pass after DN_MODE_INFER wrote gradient %zu", label, i);
+    }
+    free(want);
+}
+
 /* Sets the fixed masks of the three works: per sample, pattern 0 keeps
  * every channel, 1 drops every channel, 2 alternates, 3 keeps one; -1
  * mixes them by sample. */
@@ -251,6 +282,7 @@ static void run_case(const spec_case *c, int isa)
     int sizes[4] = {1, 3, 8, MAXB};
     for (int i = 0; i < 4; i++) {
         compare(f, c->name, isa, sizes[i], DN_MODE_EVAL, "eval");
+        compare_infer(f, c->name, isa, sizes[i]);
         compare(f, c->name, isa, sizes[i], DN_MODE_TRAIN, "train");
     }
     if (has_dropout(f->m)) {

@@ -80,11 +80,12 @@ int dn_fast_set_sparse(dn_fast_plan *p, int on)
 }
 
 void dn_fast_forward(dn_fast_plan *p, const dn_model *m, const float *x, int B,
-                     const float *const *masks, float *logp)
+                     const float *const *masks, int infer, float *logp)
 {
     dn_fast_pass a;
     memset(&a, 0, sizeof a);
     a.m = m, a.params = m->params, a.masks = masks, a.x = x, a.logp = logp, a.B = B;
+    a.infer = infer != 0;
     switch (p->isa) {
 #if defined(DN_FAST_KERNELS_X86)
     case DN_FAST_ISA_AVX512:

@@ -132,6 +132,7 @@ typedef struct dn_fast_pass {
     const float *params;
     const float *const *masks;  /* per layer: (B, C) or NULL */
     const float *x;             // (B, input) forward
+    int infer;                  /* forward: no backward follows, keep nothing */
     float *logp;                // (B, classes) forward output
     const float *logp_fwd;      // (B, classes) backward: that output
     const uint8_t *labels;      // (B) backward

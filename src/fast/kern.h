@@ -135,12 +135,12 @@ void DN_KERN_NAME(dn_fast_fwd)(dn_fast_plan *p, const dn_fast_pass *a)
 {
     size_t n_in = (size_t)p->input.c * p->input.h * p->input.w;
     /* Backward needs the input after the caller may have reused x, unless
-     * the first stage is a convolution that keeps the batch's staged
-     * planes for it; that one stages x as it is when the plan's rows are
-     * the caller's. */
+     * none follows or the first stage is a convolution that keeps the
+     * batch's staged planes for it; then the first stage reads x as it is
+     * when the plan's rows are the caller's. */
     const dn_fast_stage *s0 = &p->stages[0];
     const float *in = p->x;
-    if (s0->kind == DN_STAGE_CONV && conv_planes_kept(s0, a->B) && n_in == p->in_ld)
+    if (n_in == p->in_ld && (a->infer || (s0->kind == DN_STAGE_CONV && conv_planes_kept(s0, a->B))))
         in = a->x;
     else
         for (int b = 0; b < a->B; b++)
@@ -154,8 +154,9 @@ void DN_KERN_NAME(dn_fast_fwd)(dn_fast_plan *p, const dn_fast_pass *a)
         if (s->kind == DN_STAGE_CONV) {
             /* A run of convolutions writing each other's planes: the
              * batch through all of them at once when their buffers hold
-             * it, else one sample at a time (see fast_impl.h). */
-            int j = i, chunk = a->B <= s->chunk ? a->B : 1;
+             * it for the backward pass, else one sample at a time, its
+             * planes hot in the cache (see fast_impl.h). */
+            int j = i, chunk = a->B <= s->chunk && !a->infer ? a->B : 1;
             while (p->stages[j].to_next)
                 j++;
             for (int b0 = 0; b0 < a->B; b0 += chunk)

@@ -158,15 +158,40 @@ KI void conv_block(const int N, const int NVT, const int KC, const int S1, const
 }
 #endif
 
-/* The end of both pool epilogues: n pooled values m to dst (and to dst2,
- * the next convolution's plane, unless NULL), their arg-max codes c to
- * code. */
-KI void pool_store(v16 m, vi16 c, float *dst, uint8_t *code, float *dst2, int n)
+/* n pooled values m to dst and to dst2 (the next convolution's plane),
+ * each unless NULL. */
+KI void pooled_store(v16 m, float *dst, float *dst2, int n)
 {
-    stn(dst, m, n);
+    if (dst)
+        stn(dst, m, n);
     if (dst2)
         stn(dst2, m, n);
+}
+
+/* The end of both pool epilogues: the pooled values m (see pooled_store),
+ * their arg-max codes c to code. */
+KI void pool_store(v16 m, vi16 c, float *dst, uint8_t *code, float *dst2, int n)
+{
+    pooled_store(m, dst, dst2, n);
     codes_stn(code, c, n);
+}
+
+/* The pooled values alone, for a pass that keeps no arg-max (DN_MODE_INFER):
+ * after the ReLU no lane is NaN, and the maximum of such values is exact in
+ * any order, so these are the bits of pool_epilogue (and the ReLU's zeros
+ * are +0, as there). */
+KI void pool_max(v16 r0, v16 r1, float scale, float *dst, float *dst2, int n)
+{
+    v16 v = vmax(relu(r0), relu(r1));
+    pooled_store(vscale(vmax(evens(v, v), odds(v, v)), scale), dst, dst2, n);
+}
+
+/* The same for 32 columns (pool_epilogue2). */
+KI void pool_max2(v16 r0a, v16 r0b, v16 r1a, v16 r1b, float scale, float *dst, float *dst2,
+                  int n)
+{
+    v16 va = vmax(relu(r0a), relu(r1a)), vb = vmax(relu(r0b), relu(r1b));
+    pooled_store(vscale(vmax(evens(va, vb), odds(va, vb)), scale), dst, dst2, n);
 }
 
 /* ReLU, 2x2 max-pool and dropout scale of 16 columns of two conv rows into
@@ -177,20 +202,20 @@ KI void pool_epilogue(v16 r0, v16 r1, float scale, float *dst, uint8_t *code, fl
                       int n)
 {
     r0 = relu(r0), r1 = relu(r1);
-    /* Lanes 0..7: pairs of the top row; 8..15: of the bottom row. */
+    /* Lanes 0..7: pairs of the top row; 8..15: of the bottom row. Each
+     * t ? a : b with t = a > b is vmax(a, b), and after the ReLU the
+     * maximum m is +0 where no lane is live. */
     v16 e = evens(r0, r1), o = odds(r0, r1);
     vi16 t = vgt(o, e);
-    v16 m = sel(t, o, e);
+    v16 m = vmax(o, e);
     vi16 c = vaddi(vandi(t, splati(1)), ldi(k_bottom2));
     v16 mb = swap_halves(m);
     vi16 cb = swap_halves_i(c);
     vi16 tb = vgt(mb, m);
-    m = sel(tb, mb, m);
+    m = vmax(mb, m);
     c = seli(tb, cb, c);
-    vi16 live = vgt(m, splat(0.0f));
-    m = vscale(sel(live, m, splat(0.0f)), scale);
-    c = seli(live, c, splati(DN_AM_NONE));
-    pool_store(m, c, dst, code, dst2, n);
+    c = seli(vgt(m, splat(0.0f)), c, splati(DN_AM_NONE));
+    pool_store(vscale(m, scale), c, dst, code, dst2, n);
 }
 
 /* The same for 32 columns (two vectors of each row) into n <= 16 pooled
@@ -202,30 +227,30 @@ KI void pool_epilogue2(v16 r0a, v16 r0b, v16 r1a, v16 r1b, float scale, float *d
     v16 e0 = evens(r0a, r0b), o0 = odds(r0a, r0b);
     v16 e1 = evens(r1a, r1b), o1 = odds(r1a, r1b);
     vi16 t0 = vgt(o0, e0), t1 = vgt(o1, e1);
-    v16 top = sel(t0, o0, e0), bot = sel(t1, o1, e1);
+    v16 top = vmax(o0, e0), bot = vmax(o1, e1);
     vi16 ct = vandi(t0, splati(1)), cb = vaddi(vandi(t1, splati(1)), splati(2));
     vi16 tb = vgt(bot, top);
-    v16 m = sel(tb, bot, top);
+    v16 m = vmax(bot, top);
     vi16 c = seli(tb, cb, ct);
-    vi16 live = vgt(m, splat(0.0f));
-    m = vscale(sel(live, m, splat(0.0f)), scale);
-    c = seli(live, c, splati(DN_AM_NONE));
-    pool_store(m, c, dst, code, dst2, n);
+    c = seli(vgt(m, splat(0.0f)), c, splati(DN_AM_NONE));
+    pool_store(vscale(m, scale), c, dst, code, dst2, n);
 }
 
 /* What a forward block writes: the stage output of one sample, and the
  * same values into the next convolution's staged planes when it reads
  * them there (next: output pixel (o, y, x) at next[o * nplane + y * nrs +
- * x], its padding already added; NULL when not). */
+ * x], its padding already added; NULL when not). A pass that keeps nothing
+ * for backward (DN_MODE_INFER) stores no arg-max codes; act is NULL where
+ * nobody reads it (see conv_forward). */
 typedef struct conv_out {
-    float *act;             // (O, PH, PW) pooled, or (O, OH, OW)
+    float *act;             // (O, PH, PW) pooled, or (O, OH, OW); or NULL
     uint8_t *code;          // (O, PH, PW) pool arg-max, or NULL
     const float *bias;      // (O)
     const float *scale;     // (O) dropout scale of this sample, or NULL
     float *next;
     size_t nplane;
     int nrs;
-    int relu, OH, OW, stride;
+    int relu, pool, OH, OW, stride;
 } conv_out;
 
 /* One forward block: bias, convolution, then ReLU + pool or ReLU, the
@@ -246,22 +271,26 @@ KI void conv_fwd_block(const int N, const int NVT, const int KC, const int S1, c
     conv_block(N, NVT, KC, S1, 0, acc, s, wb, kin, nin, oy0, x0);
     for (int o = 0; o < N; o++) {
         float sc = d->scale ? d->scale[ko[o]] : 1.0f;
-        if (d->code) {
+        if (d->pool) {
             int PH = d->OH / 2, PW = d->OW / 2;
             size_t at = ((size_t)ko[o] * PH + oy0 / 2) * PW;
             float *nx = d->next ? d->next + ko[o] * d->nplane + (size_t)(oy0 / 2) * d->nrs : NULL;
-            if (NVT == 2) {
-                int px = x0 / 2, n = min_i(16, PW - px);
-                pool_epilogue2(acc[o][0][0], acc[o][0][NVT - 1], acc[o][1][0],
-                               acc[o][1][NVT - 1], sc, d->act + at + px, d->code + at + px,
-                               nx ? nx + px : NULL, n);
-                continue;
-            }
-            for (int j = 0; j < NVT; j++) {
-                int px = (x0 + 16 * j) / 2, n = min_i(8, PW - px);
-                if (n > 0)
-                    pool_epilogue(acc[o][0][j], acc[o][1][j], sc, d->act + at + px,
-                                  d->code + at + px, nx ? nx + px : NULL, n);
+            float *y = d->act ? d->act + at : NULL;
+            for (int j = 0; j < NVT; j += 2) {
+                int px = (x0 + 16 * j) / 2, n = min_i(NVT == 2 ? 16 : 8, PW - px);
+                float *yp = y ? y + px : NULL, *np = nx ? nx + px : NULL;
+                if (n <= 0)
+                    break;
+                if (NVT == 2 && d->code)
+                    pool_epilogue2(acc[o][0][0], acc[o][0][NVT - 1], acc[o][1][0],
+                                   acc[o][1][NVT - 1], sc, yp, d->code + at + px, np, n);
+                else if (NVT == 2)
+                    pool_max2(acc[o][0][0], acc[o][0][NVT - 1], acc[o][1][0],
+                              acc[o][1][NVT - 1], sc, yp, np, n);
+                else if (d->code)
+                    pool_epilogue(acc[o][0][0], acc[o][1][0], sc, yp, d->code + at + px, np, n);
+                else
+                    pool_max(acc[o][0][0], acc[o][1][0], sc, yp, np, n);
             }
             continue;
         }
@@ -269,7 +298,8 @@ KI void conv_fwd_block(const int N, const int NVT, const int KC, const int S1, c
             int oy = oy0 + r;
             if (oy >= d->OH)
                 break;
-            float *row = d->act + ((size_t)ko[o] * d->OH + oy) * d->OW;
+            /* act is NULL only where next is set, which is at stride 1. */
+            float *row = d->act ? d->act + ((size_t)ko[o] * d->OH + oy) * d->OW : NULL;
             float *nrow = d->next ? d->next + ko[o] * d->nplane + (size_t)oy * d->nrs : NULL;
             for (int j = 0; j < NVT; j++) {
                 v16 v = acc[o][r][j];
@@ -279,7 +309,7 @@ KI void conv_fwd_block(const int N, const int NVT, const int KC, const int S1, c
                 int x = x0 + 16 * j;
                 if (d->stride == 1) {
                     int n = min_i(16, d->OW - x);
-                    if (n > 0)
+                    if (n > 0 && row)
                         stn(row + x, v, n);
                     if (n > 0 && nrow)
                         stn(nrow + x, v, n);
@@ -443,22 +473,22 @@ static int lists_changed(int *prev, const int *a, int na, const int *b, int nb)
     return changed;
 }
 
-/* Where sample b's staged input planes lie in the stage's buffer during
- * a forward pass over samples b0..: a stage whose planes the stage before
- * writes (staged) holds the samples of one chunk; any other holds the
- * whole batch when it fits the backward pass's block (which then finds
- * them staged), else one sample at a time. */
-static float *conv_planes(const dn_fast_stage *s, int B, int b, int b0)
-{
-    int slot = s->staged ? b - b0 : B <= s->sub ? b : 0;
-    return s->xs + (size_t)slot * s->C * s->xs_plane;
-}
-
 /* Whether the backward pass finds the batch's input planes as the forward
  * pass staged them. */
 static int conv_planes_kept(const dn_fast_stage *s, int B)
 {
     return s->staged ? B <= s->chunk : B <= s->sub;
+}
+
+/* Where sample b's staged input planes lie in the stage's buffer during
+ * a forward pass over samples b0..: a stage whose planes the stage before
+ * writes (staged) holds the samples of one chunk; any other holds the
+ * whole batch when it fits the backward pass's block (which then finds
+ * them staged), else, or when no backward follows, one sample at a time. */
+static float *conv_planes(const dn_fast_stage *s, const dn_fast_pass *a, int b, int b0)
+{
+    int slot = s->staged ? b - b0 : !a->infer && a->B <= s->sub ? b : 0;
+    return s->xs + (size_t)slot * s->C * s->xs_plane;
 }
 
 /* The forward pass of samples b0..b0+nb-1. */
@@ -481,21 +511,26 @@ static void conv_forward(dn_fast_plan *p, const dn_fast_stage *s, const dn_fast_
         keep_flags(kout_f, mask_out, b, O, p->sparse);
         int nin = keep_list(kin_f, C, kin), nout = keep_list(kout_f, O, kout);
         int repack = lists_changed(s->packed, kin, nin, kout, nout);
-        float *planes = conv_planes(s, a->B, b, b0);
+        float *planes = conv_planes(s, a, b, b0);
         const float *inb = in + (size_t)b * s->in_ld; // (C, H, W)
         for (int t = 0; t < nin && !s->staged; t++)
             stage_plane(planes + (size_t)kin[t] * s->xs_plane, s->xs_rows, s->xs_rs, s->xs_rs,
                         inb + (size_t)kin[t] * H * W, H, W, s->pad, s->pad);
         src.planes = planes;
-        conv_out d = {s->act + (size_t)b * s->out_ld,
-                      s->code ? s->code + (size_t)b * O * oplane : NULL,
+        /* The stage output that only the next convolution reads, from
+         * planes it keeps (its backward pass stages nothing), and a pooled
+         * one's backward pass does not read (it routes by the codes), is
+         * not stored. */
+        int act_read = !nx || (!a->infer && (s->pool < 0 || !conv_planes_kept(nx, a->B)));
+        conv_out d = {act_read ? s->act + (size_t)b * s->out_ld : NULL,
+                      s->code && !a->infer ? s->code + (size_t)b * O * oplane : NULL,
                       a->params + L->b_off,
                       mask_out ? mask_out + (size_t)b * O : NULL,
-                      nx ? conv_planes(nx, a->B, b, b0) + (size_t)nx->pad * nx->xs_rs + nx->pad
+                      nx ? conv_planes(nx, a, b, b0) + (size_t)nx->pad * nx->xs_rs + nx->pad
                          : NULL,
                       nx ? nx->xs_plane : 0,
                       nx ? nx->xs_rs : 0,
-                      s->relu >= 0, s->OH, s->OW, s->stride};
+                      s->relu >= 0, s->pool >= 0, s->OH, s->OW, s->stride};
         /* A dropped channel is zeros of the output, except where only the
          * next convolution reads it, which skips dropped channels. */
         for (int o = 0; o < O && !nx; o++)

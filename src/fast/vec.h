@@ -664,10 +664,21 @@ KI float hsumw(vw a)
 }
 #endif
 
+/* a > b ? a : b lane by lane, the general kernels' comparison (a NaN in
+ * either gives b): vmaxps is exactly that. */
+KI v16 vmax(v16 a, v16 b)
+{
+#if DN_KERN_ISA == 2
+    return (v16)_mm512_max_ps((__m512)a, (__m512)b);
+#else
+    return sel(vgt(a, b), a, b);
+#endif
+}
+
 /* ReLU as the general kernel: x > 0 ? x : 0 (NaN and -0 give 0). */
 KI v16 relu(v16 x)
 {
-    return sel(vgt(x, splat(0.0f)), x, splat(0.0f));
+    return vmax(x, splat(0.0f));
 }
 
 #endif
