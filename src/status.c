@@ -4,6 +4,7 @@
 #include "internal.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,16 +40,24 @@ dn_status dn_fail(dn_error *err, dn_status st, const char *fmt, ...)
     return st;
 }
 
+/* calloc, aligned to 64 bytes by hand (the pointer calloc gave is kept
+ * just below the block for dn_free): a large calloc gets fresh zero pages
+ * from the kernel without writing them, so a buffer a pass never uses
+ * (the general kernels' outputs, when the fast kernels run) costs neither
+ * a memset nor resident memory, where aligned_alloc + memset touched
+ * every page. */
 void *dn_alloc_bytes(size_t n)
 {
     size_t rounded = (n + 63) & ~(size_t)63;
-    if (rounded < n)
+    if (rounded < n || rounded > SIZE_MAX - 128)
         return NULL;
     if (rounded == 0)
         rounded = 64;
-    void *p = aligned_alloc(64, rounded);
-    if (p)
-        memset(p, 0, rounded);
+    char *raw = calloc(1, rounded + 128);
+    if (!raw)
+        return NULL;
+    char *p = (char *)(((uintptr_t)raw + sizeof(void *) + 63) & ~(uintptr_t)63);
+    memcpy(p - sizeof(void *), &raw, sizeof raw);
     return p;
 }
 
@@ -62,5 +71,9 @@ float *dn_alloc_floats(size_t n)
 
 void dn_free(void *p)
 {
-    free(p);
+    if (!p)
+        return;
+    void *raw;
+    memcpy(&raw, (char *)p - sizeof(void *), sizeof raw);
+    free(raw);
 }
