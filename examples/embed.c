@@ -23,7 +23,7 @@ int main(int argc, char **argv)
     float x[DN_IMAGE_SIDE * DN_IMAGE_SIDE]; /* (1, 1, 28, 28) normalised */
     dn_dataset_image(&test, 0, x);
     dn_work *w = dn_work_new(m, 1);        /* buffers for batches of 1 */
-    const float *logp = w ? dn_model_forward(m, w, x, 1, DN_MODE_EVAL, NULL) : NULL;
+    const float *logp = w ? dn_model_forward(m, w, x, 1, DN_MODE_INFER, NULL) : NULL;
     if (!logp) {
         fprintf(stderr, "the model does not take a 1x28x28 image\n");
         return 1;
