@@ -189,7 +189,7 @@ static size_t layout(dn_fast_plan *p, char *base)
 
 dn_fast_plan *dn_fast_plan_new(const dn_model *m, int max_batch)
 {
-    if (!m || max_batch < 1 || dn_fast_best_isa() < 0)
+    if (!m || m->n_layers < 1 || max_batch < 1 || dn_fast_best_isa() < 0)
         return NULL;
     dn_fast_plan *p = calloc(1, sizeof *p);
     if (!p)
@@ -200,7 +200,8 @@ dn_fast_plan *dn_fast_plan_new(const dn_model *m, int max_batch)
     p->sparse = 1;
     p->input = m->input;
     p->in_ld = round16(numel(m->input));
-    p->classes = dn_model_classes(m);
+    /* The classes: the last layer's outputs. */
+    p->classes = (int)numel(m->layers[m->n_layers - 1].out);
     if (!build_stages(p, m)) {
         free(p);
         return NULL;
