@@ -276,22 +276,21 @@ KI void conv_fwd_block(const int N, const int NVT, const int KC, const int S1, c
             size_t at = ((size_t)ko[o] * PH + oy0 / 2) * PW;
             float *nx = d->next ? d->next + ko[o] * d->nplane + (size_t)(oy0 / 2) * d->nrs : NULL;
             float *y = d->act ? d->act + at : NULL;
-            for (int j = 0; j < NVT; j += 2) {
-                int px = (x0 + 16 * j) / 2, n = min_i(NVT == 2 ? 16 : 8, PW - px);
-                float *yp = y ? y + px : NULL, *np = nx ? nx + px : NULL;
-                if (n <= 0)
-                    break;
-                if (NVT == 2 && d->code)
-                    pool_epilogue2(acc[o][0][0], acc[o][0][NVT - 1], acc[o][1][0],
-                                   acc[o][1][NVT - 1], sc, yp, d->code + at + px, np, n);
-                else if (NVT == 2)
-                    pool_max2(acc[o][0][0], acc[o][0][NVT - 1], acc[o][1][0],
-                              acc[o][1][NVT - 1], sc, yp, np, n);
-                else if (d->code)
-                    pool_epilogue(acc[o][0][0], acc[o][1][0], sc, yp, d->code + at + px, np, n);
-                else
-                    pool_max(acc[o][0][0], acc[o][1][0], sc, yp, np, n);
-            }
+            /* One pass of the epilogue: NVT vectors a row, 8 * NVT pooled. */
+            int px = x0 / 2, n = min_i(8 * NVT, PW - px);
+            float *yp = y ? y + px : NULL, *np = nx ? nx + px : NULL;
+            if (n <= 0)
+                continue;
+            if (NVT == 2 && d->code)
+                pool_epilogue2(acc[o][0][0], acc[o][0][NVT - 1], acc[o][1][0],
+                               acc[o][1][NVT - 1], sc, yp, d->code + at + px, np, n);
+            else if (NVT == 2)
+                pool_max2(acc[o][0][0], acc[o][0][NVT - 1], acc[o][1][0], acc[o][1][NVT - 1],
+                          sc, yp, np, n);
+            else if (d->code)
+                pool_epilogue(acc[o][0][0], acc[o][1][0], sc, yp, d->code + at + px, np, n);
+            else
+                pool_max(acc[o][0][0], acc[o][1][0], sc, yp, np, n);
             continue;
         }
         for (int r = 0; r < 2; r++) {
